@@ -1,0 +1,76 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.migrations.executor import MigrationExecutor
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+@require_GET
+@never_cache
+def healthz(request):
+    """The process is alive and serving requests; checks nothing else."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as exc:
+        return f"database unreachable: {exc.__class__.__name__}"
+    return None
+
+
+def _check_migrations() -> str | None:
+    try:
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError as exc:
+        return f"migrations unknown: {exc.__class__.__name__}"
+    if pending:
+        names = ", ".join(f"{m.app_label}.{m.name}" for m, _ in pending[:5])
+        return f"{len(pending)} unapplied migration(s): {names}"
+    return None
+
+
+def _check_redis() -> str | None:
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        return f"redis unreachable: {exc.__class__.__name__}"
+    return None
+
+
+CHECKS = {"database": _check_database, "migrations": _check_migrations, "redis": _check_redis}
+
+
+@require_GET
+@never_cache
+def readyz(request):
+    """Ready to serve: database answers, Redis answers, no migration is pending. 503 otherwise."""
+    checks = {}
+    failures = []
+    for name, check in CHECKS.items():
+        started = time.perf_counter()
+        problem = check()
+        checks[name] = {
+            "ok": problem is None,
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+            **({"error": problem} if problem else {}),
+        }
+        if problem:
+            failures.append(problem)
+    status = 200 if not failures else 503
+    body = {"status": "ready" if not failures else "unavailable", "checks": checks}
+    if failures:
+        body["message"] = "; ".join(failures)
+    return JsonResponse(body, status=status)

@@ -1,0 +1,316 @@
+"""Sightline settings: one module, every knob read from the environment.
+
+| variable | default | meaning |
+|---|---|---|
+| ``DEBUG`` | ``1`` | development mode; ``0`` for production (then ``SECRET_KEY`` is required) |
+| ``SECRET_KEY`` | generated once into ``<data>/secret_key`` | Django's signing key |
+| ``ALLOWED_HOSTS`` | ``localhost,127.0.0.1,[::1]`` | comma-separated |
+| ``CSRF_TRUSTED_ORIGINS`` | empty | comma-separated origins (``https://example.org``) |
+| ``SIGHTLINE_DATA_DIR`` | ``var/`` | embedded servers' data, uploads, the generated secret |
+| ``DATABASE_URL`` | embedded PostgreSQL (unix socket under the data dir) | ``postgres://user:pass@host:5432/db`` |
+| ``REDIS_URL`` | embedded Redis (unix socket under the data dir) | ``redis://host:6379/0`` |
+| ``SIGHTLINE_DEVICE`` | ``auto`` | inference device: ``auto``, ``cpu`` or ``cuda`` |
+| ``SIGHTLINE_MAX_UPLOAD_MB`` | ``50`` | largest image upload |
+| ``SIGHTLINE_MAX_VIDEO_MB`` | ``500`` | largest video upload |
+| ``SIGHTLINE_MAX_IMAGE_PIXELS`` | ``89478485`` | decompression-bomb guard (Pillow's default) |
+| ``SIGHTLINE_MAX_VIDEO_SECONDS`` | ``600`` | longest video accepted |
+| ``SIGHTLINE_MATCH_THRESHOLD`` | ``0.6`` | face distance under which two faces are the same person |
+| ``SIGHTLINE_STORAGE`` | ``local`` | ``local`` (files under ``MEDIA_ROOT``) or ``s3`` (django-storages) |
+| ``MEDIA_ROOT`` | ``<data>/media`` | where uploads live with local storage |
+| ``SIGHTLINE_SECURE_SSL_REDIRECT`` | ``1`` when not DEBUG | redirect HTTP to HTTPS (off behind a TLS proxy that does it) |
+| ``SIGHTLINE_LOG_LEVEL`` | ``INFO`` | root log level (logs are JSON lines on stdout) |
+| ``SIGHTLINE_LOGIN_RATE`` | ``10/min`` | login attempts per client |
+| ``SIGHTLINE_ACCESS_TOKEN_MINUTES`` | ``15`` | JWT access token lifetime |
+| ``SIGHTLINE_REFRESH_TOKEN_DAYS`` | ``7`` | JWT refresh token lifetime |
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config import embedded
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+DEBUG = env_bool("DEBUG", True)
+DATA_DIR = embedded.data_dir()
+
+
+def _secret_key() -> str:
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    # Development default: generated once and kept, so sessions survive restarts.
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(64))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "django_rq",
+    "config.apps.SightlineConfig",
+    "accounts",
+    "media",
+    "recognition",
+    "analysis",
+]
+
+MIDDLEWARE = [
+    "config.logging.RequestLogMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Servers -----------------------------------------------------------------------------
+
+DATABASE_URL = os.environ.get("DATABASE_URL") or embedded.database_url(DATA_DIR)
+REDIS_URL = os.environ.get("REDIS_URL") or embedded.redis_url(DATA_DIR)
+USES_EMBEDDED_SERVERS = not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
+
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "sightline:channels"},
+    }
+}
+
+# Queues: `inference` for uploads (long), `realtime` for requests a user waits on
+# (recognize, verify), `default` for housekeeping.
+RQ_QUEUE_NAMES = ("inference", "realtime", "default")
+RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600} for name in RQ_QUEUE_NAMES}
+RQ_SHOW_ADMIN_LINK = True
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "sightline",
+    }
+}
+
+# --- Accounts ----------------------------------------------------------------------------
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "accounts:login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_RATE = os.environ.get("SIGHTLINE_LOGIN_RATE", "10/min")
+
+# --- API ---------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("SIGHTLINE_ANON_RATE", "60/min"),
+        "user": os.environ.get("SIGHTLINE_USER_RATE", "1200/min"),
+        "login": LOGIN_RATE,
+    },
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("SIGHTLINE_ACCESS_TOKEN_MINUTES", 15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("SIGHTLINE_REFRESH_TOKEN_DAYS", 7)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": SECRET_KEY,
+    "USER_ID_FIELD": "id",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Sightline API",
+    "DESCRIPTION": "Face and image recognition: uploads, jobs, people, faces, reports.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Files -------------------------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
+SIGHTLINE_STORAGE = os.environ.get("SIGHTLINE_STORAGE", "local")
+_media_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+if SIGHTLINE_STORAGE == "s3":
+    _media_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ.get("SIGHTLINE_S3_BUCKET", ""),
+            "endpoint_url": os.environ.get("SIGHTLINE_S3_ENDPOINT_URL") or None,
+            "default_acl": None,
+            "querystring_auth": True,
+        },
+    }
+elif SIGHTLINE_STORAGE != "local":
+    raise ImproperlyConfigured("SIGHTLINE_STORAGE must be 'local' or 's3'.")
+STORAGES = {
+    "default": _media_storage,
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+SIGHTLINE_MAX_UPLOAD_BYTES = env_int("SIGHTLINE_MAX_UPLOAD_MB", 50) * 1024 * 1024
+SIGHTLINE_MAX_VIDEO_BYTES = env_int("SIGHTLINE_MAX_VIDEO_MB", 500) * 1024 * 1024
+SIGHTLINE_MAX_IMAGE_PIXELS = env_int("SIGHTLINE_MAX_IMAGE_PIXELS", 89_478_485)
+SIGHTLINE_MAX_VIDEO_SECONDS = env_int("SIGHTLINE_MAX_VIDEO_SECONDS", 600)
+# Request bodies above this are refused before they reach a view.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# --- Inference ---------------------------------------------------------------------------
+
+SIGHTLINE_DEVICE = os.environ.get("SIGHTLINE_DEVICE", "auto")
+if SIGHTLINE_DEVICE not in {"auto", "cpu", "cuda"}:
+    raise ImproperlyConfigured("SIGHTLINE_DEVICE must be auto, cpu or cuda.")
+SIGHTLINE_MATCH_THRESHOLD = float(os.environ.get("SIGHTLINE_MATCH_THRESHOLD", "0.6"))
+
+# --- Security ----------------------------------------------------------------------------
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env_bool("SIGHTLINE_SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SIGHTLINE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    # Health probes come from the load balancer over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
+# --- Everything else ---------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_context": {"()": "config.logging.RequestContextFilter"}},
+    "formatters": {"json": {"()": "config.logging.JsonFormatter"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "json",
+            "filters": ["request_context"],
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": os.environ.get("SIGHTLINE_LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Our request middleware logs every request once, with timing; Django's duplicate is noise.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,80 @@
+"""Test session setup: real PostgreSQL+pgvector and Redis, started here when no URL is set.
+
+Settings point at the embedded servers' sockets (or DATABASE_URL/REDIS_URL); this file makes
+sure they are running before the first connection and stops what it started at the end.
+Under pytest the default data directory is ``var/test/`` (see ``config.embedded.data_dir``), so
+a test run has servers of its own and never touches the data or queues of a running `make run`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from config import embedded
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FACES_DIR = Path(os.environ.get("SIGHTLINE_FACES_DIR", REPO_ROOT.parent / "shared" / "data" / "faces"))
+
+_services: embedded.EmbeddedServices | None = None
+
+
+def pytest_sessionstart(session):
+    global _services
+    _services = embedded.ensure_running()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _services is not None:
+        _services.stop()
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    if not (FACES_DIR / "MANIFEST.csv").is_file():
+        pytest.skip(f"shared face photos not found at {FACES_DIR} (set SIGHTLINE_FACES_DIR)")
+    return FACES_DIR
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user(email="alice@example.com", password="correct horse battery")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user(email="bob@example.com", password="another long secret")
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user(
+        email="staff@example.com", password="staff long secret", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def auth_client(api_client, user):
+    """An API client authenticated as ``user`` with a real JWT access token."""
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return api_client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache_and_throttles():
+    """Throttle counters live in the Redis cache; each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
