@@ -3,6 +3,15 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 
 
+def canonical_email(email: str) -> str:
+    """The one spelling of an address we store and compare: trimmed, lower case.
+
+    The database's unique index is case-sensitive, so every way in (manager, forms,
+    serializers, admin) passes addresses through here first.
+    """
+    return BaseUserManager.normalize_email(email.strip()).lower()
+
+
 class UserManager(BaseUserManager):
     """Users log in with their email; there is no username."""
 
@@ -11,7 +20,7 @@ class UserManager(BaseUserManager):
     def _create_user(self, email, password, **extra_fields):
         if not email:
             raise ValueError("An email address is required.")
-        user = self.model(email=self.normalize_email(email).lower(), **extra_fields)
+        user = self.model(email=canonical_email(email), **extra_fields)
         user.set_password(password)
         user.save(using=self._db)
         return user
