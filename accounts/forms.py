@@ -35,6 +35,11 @@ class EmailAuthenticationForm(AuthenticationForm):
         max_length=254,
         widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
     )
+    # Django's default adds "both fields may be case-sensitive"; emails are not.
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "Please enter a correct email and password.",
+    }
 
 
 class RegistrationForm(BaseUserCreationForm):

@@ -1,1 +1,17 @@
-urlpatterns = []
+"""Pages: /login/, /logout/, /register/ (namespace "accounts") and the dashboard at /."""
+
+from django.urls import include, path
+
+from accounts import views
+
+account_pages = [
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("register/", views.RegisterView.as_view(), name="register"),
+]
+
+urlpatterns = [
+    # Settings name the pages "accounts:login" and the dashboard plain "dashboard".
+    path("", include((account_pages, "accounts"))),
+    path("", views.dashboard, name="dashboard"),
+]
