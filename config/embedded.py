@@ -118,7 +118,10 @@ def _running_as_root() -> bool:
 
 
 def _run_as_kwargs() -> dict:
-    return {"user": ROOT_SYSTEM_USER} if _running_as_root() else {}
+    # Group too: keeping root's group would apply the (closed) group bits of root-owned parents.
+    if not _running_as_root():
+        return {}
+    return {"user": ROOT_SYSTEM_USER, "group": ROOT_SYSTEM_USER, "extra_groups": []}
 
 
 def _grant_root_system_user_access(pgdata: Path, sockets: Path) -> None:
@@ -177,7 +180,7 @@ class PostgresServer:
         self.sockets.mkdir(parents=True, exist_ok=True)
         if _running_as_root():
             _grant_root_system_user_access(self.pgdata, self.sockets)
-        subprocess.run(
+        result = subprocess.run(
             [
                 str(_pg_bin("initdb")),
                 "-D",
@@ -188,10 +191,15 @@ class PostgresServer:
                 "-U",
                 POSTGRES_USER,
             ],
-            check=True,
             capture_output=True,
+            text=True,
             **_run_as_kwargs(),
         )
+        if result.returncode != 0:
+            raise EmbeddedServerError(
+                f"initdb failed for {self.pgdata}:\n{result.stderr.strip()}\n"
+                "Set DATABASE_URL to use an external PostgreSQL with pgvector instead."
+            )
         with open(self.pgdata / "postgresql.auto.conf", "a") as conf:
             for key, value in POSTGRES_SETTINGS.items():
                 conf.write(f"{key} = {value}\n")

@@ -32,6 +32,20 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    yield
+    # Channels' sync_to_async threads can still hold connections to the test database at the
+    # end; end them so pytest-django can drop it.
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [connection.settings_dict["NAME"]],
+        )
+
+
+@pytest.fixture(scope="session")
 def faces_dir() -> Path:
     if not (FACES_DIR / "MANIFEST.csv").is_file():
         pytest.skip(f"shared face photos not found at {FACES_DIR} (set SIGHTLINE_FACES_DIR)")

