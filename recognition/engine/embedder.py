@@ -272,7 +272,8 @@ class FaceEmbedder:
         out = np.empty((len(chips), DESCRIPTOR_SIZE), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(chips), self.chunk_size):
-                batch = torch.from_numpy(np.ascontiguousarray(chips[start : start + self.chunk_size]))
+                # torch wants writable, contiguous memory: copy only when the caller's is not.
+                batch = torch.from_numpy(np.require(chips[start : start + self.chunk_size], requirements=["C", "W"]))
                 # NHWC bytes viewed as NCHW are already channels_last: no copy before the cast.
                 x = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
                 out[start : start + len(batch)] = self._forward(x).cpu().numpy()
