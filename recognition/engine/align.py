@@ -95,10 +95,9 @@ def pyramid_down(image: torch.Tensor) -> torch.Tensor:
     return blurred[:, :, ::2, ::2]
 
 
-def pyramid_levels(transforms: torch.Tensor, chip_size: int, image_size: tuple[int, int]) -> torch.Tensor:
+def pyramid_levels(transforms: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
     """Halvings per face so that it is 1×–2× the chip size when sampled (dlib's rule)."""
-    scale = torch.sqrt(transforms[:, 0, 0] ** 2 + transforms[:, 1, 0] ** 2)  # image px / chip px
-    levels = torch.floor(torch.log2(scale.clamp(min=1.0)))
+    levels = torch.floor(torch.log2(face_scales(transforms).clamp(min=1.0)))
     # Never shrink the image below a few pixels.
     deepest = max(0, int(math.floor(math.log2(max(1, min(image_size) / 4)))))
     return levels.clamp(0, deepest).long()
@@ -116,14 +115,15 @@ def sampling_grid(transforms: torch.Tensor, chip_size: int, height: int, width: 
     return normalised.reshape(-1, chip_size, chip_size, 2)
 
 
-def align_faces(image: torch.Tensor, landmarks: torch.Tensor, chip_size: int = CHIP_SIZE,
-                template: torch.Tensor | None = None, transforms: torch.Tensor | None = None
-                ) -> torch.Tensor:
+def align_faces(image: torch.Tensor, landmarks: torch.Tensor | None, chip_size: int = CHIP_SIZE,
+                template: torch.Tensor | None = None, transforms: torch.Tensor | None = None,
+                small_face_mode: str = "bilinear") -> torch.Tensor:
     """Chips of all faces of one image.
 
     image: (3, H, W) float 0..255 on the device; landmarks: (N, 5, 2) image pixels on the
     device (or pass ``transforms``, (N, 2, 3) chip → image). Returns (N, 3, S, S) float
-    0..255 (template is for 150 px chips; other sizes scale it).
+    0..255 (the template is for 150 px chips; other sizes scale it). ``small_face_mode``
+    ("bilinear" or "bicubic") samples faces smaller than the chip, which are upsampled.
     """
     if transforms is None:
         scaled_template = None
@@ -135,24 +135,44 @@ def align_faces(image: torch.Tensor, landmarks: torch.Tensor, chip_size: int = C
     chips = torch.zeros((count, 3, chip_size, chip_size), device=image.device)
     if count == 0:
         return chips
-    levels = pyramid_levels(transforms, chip_size, tuple(image.shape[1:]))
+    levels = pyramid_levels(transforms, tuple(image.shape[1:]))
+    upsampled = face_scales(transforms) < 1.0
     level_image = image.unsqueeze(0).float()
     for level in range(int(levels.max()) + 1):
         if level > 0:
             level_image = pyramid_down(level_image)
-        members = (levels == level).nonzero().squeeze(1)
-        if len(members) == 0:
-            continue
-        level_transforms = transforms[members].clone()
-        level_transforms /= 2 ** level  # image pixel x sits at x / 2^level on this level
-        height, width = level_image.shape[2:]
-        grid = sampling_grid(level_transforms, chip_size, height, width)
-        # All faces as one tall grid: one call, no copies of the image per face.
-        tall = grid.reshape(1, len(members) * chip_size, chip_size, 2)
-        sampled = F.grid_sample(level_image, tall, mode="bilinear", padding_mode="zeros",
-                                align_corners=False)
-        chips[members] = sampled.reshape(3, len(members), chip_size, chip_size).transpose(0, 1)
+        for small in (False, True):
+            members = ((levels == level) & (upsampled == small)).nonzero().squeeze(1)
+            if len(members) == 0:
+                continue
+            mode = small_face_mode if small else "bilinear"
+            chips[members] = _sample(level_image, transforms[members] / 2 ** level, chip_size, mode)
     return chips
+
+
+def face_scales(transforms: torch.Tensor) -> torch.Tensor:
+    """Image pixels per chip pixel of each chip → image map."""
+    return torch.sqrt(transforms[:, 0, 0] ** 2 + transforms[:, 1, 0] ** 2)
+
+
+def _sample(level_image: torch.Tensor, transforms: torch.Tensor, chip_size: int,
+            mode: str) -> torch.Tensor:
+    """Chips for faces whose (N, 2, 3) maps point into this pyramid level (image x at x/2^k)."""
+    height, width = level_image.shape[2:]
+    grid = sampling_grid(transforms, chip_size, height, width)
+    # All faces as one tall grid: one call, no copy of the image per face.
+    tall = grid.reshape(1, len(transforms) * chip_size, chip_size, 2)
+    sampled = F.grid_sample(level_image, tall, mode=mode, padding_mode="zeros",
+                            align_corners=False)
+    if mode == "bicubic":
+        sampled = sampled.clamp(0.0, 255.0)  # cubic overshoots at edges
+    return sampled.reshape(3, len(transforms), chip_size, chip_size).transpose(0, 1)
+
+
+def landmarks_in_chip(landmarks: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
+    """(N, 5, 2) image landmarks mapped into chip pixels through inverted chip → image maps."""
+    to_chip = invert_similarities(transforms)
+    return landmarks @ to_chip[:, :, :2].transpose(1, 2) + to_chip[:, None, :, 2]
 
 
 def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
