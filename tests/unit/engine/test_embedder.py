@@ -164,3 +164,39 @@ def test_same_person_is_within_threshold(embedder, real_faces):
     same = np.linalg.norm(descriptors[obama[0]] - descriptors[obama[1]])
     different = np.linalg.norm(descriptors[obama[0]] - descriptors[biden[0]])
     assert same < DISTANCE_THRESHOLD < different
+
+
+def test_half_precision_network_stays_close_to_fp32(synthetic):
+    """The fp16 path's numerics, checked on CPU: fp32 normalisation, half body."""
+    from recognition.engine.embedder import FP16_MAX_ABS_DIFF, DlibResNet, load_cpu_model
+
+    chips, _ = synthetic
+    full_model = load_cpu_model()
+    half_model = DlibResNet().eval()
+    half_model.load_state_dict(full_model.state_dict())
+    half_model = half_model.half()
+    half_model.means = half_model.means.float()
+    x = torch.from_numpy(chips[:4]).permute(0, 3, 1, 2).float()
+    with torch.inference_mode():
+        full = full_model(x)
+        half = half_model.body(half_model.normalize(x).half()).float()
+    assert torch.isfinite(half).all()
+    assert (full - half).abs().max().item() <= FP16_MAX_ABS_DIFF
+
+
+def test_fp16_check_is_false_off_cuda():
+    from recognition.engine.embedder import fp16_matches_fp32
+
+    assert fp16_matches_fp32(torch.device("cpu")) is False
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_dlib_reference(synthetic):
+    from recognition.engine.embedder import FP16_MAX_ABS_DIFF, fp16_matches_fp32
+
+    chips, expected = synthetic
+    cuda = torch.device("cuda")
+    _assert_parity(FaceEmbedder(cuda).embed(chips), expected, "CUDA fp32 vs stored dlib descriptors")
+    if fp16_matches_fp32(cuda):
+        half = FaceEmbedder(cuda, fp16=True).embed(chips)
+        assert np.abs(half - expected).max() <= FP16_MAX_ABS_DIFF + MAX_ABS_DIFF
