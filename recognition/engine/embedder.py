@@ -295,27 +295,3 @@ class FaceEmbedder:
             x = x.half()
         return self.model.body(x).float()
 
-
-FP16_MAX_ABS_DIFF = 2e-3  # per descriptor component; ~0.3% of the 0.6 match threshold
-
-
-def _fp16_check_chips(count: int = 16) -> np.ndarray:
-    """Deterministic smooth colour fields, 150x150: enough to expose fp16 overflow or drift."""
-    rng = np.random.default_rng(150)
-    coarse = torch.from_numpy(rng.uniform(0, 255, (count, 3, 6, 6)).astype(np.float32))
-    fields = F.interpolate(coarse, size=(CHIP_SIZE, CHIP_SIZE), mode="bicubic", align_corners=True)
-    return fields.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-def fp16_matches_fp32(device: torch.device, tolerance: float = FP16_MAX_ABS_DIFF) -> bool:
-    """Whether half precision on ``device`` reproduces the fp32 descriptors within tolerance.
-
-    Meant as the check for ``device.use_fp16(device, lambda: fp16_matches_fp32(device))``.
-    """
-    device = torch.device(device)
-    if device.type != "cuda":
-        return False
-    chips = _fp16_check_chips()
-    full = FaceEmbedder(device).embed(chips)
-    half = FaceEmbedder(device, fp16=True).embed(chips)
-    return bool(np.isfinite(half).all() and np.abs(full - half).max() <= tolerance)
