@@ -193,12 +193,6 @@ class DlibResNet(nn.Module):
         x = self.units(x)
         return self.fc(x.mean(dim=(2, 3)))
 
-    def convolutions(self) -> list[nn.Conv2d]:
-        convs = [self.stem]
-        for unit in self.units:
-            convs += [unit.conv1, unit.conv2]
-        return convs
-
 
 def _folded_conv(con, affine) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights of conv followed by a frozen per-channel affine, folded (in float64)."""
