@@ -15,6 +15,14 @@
 | ``SIGHTLINE_MAX_IMAGE_PIXELS`` | ``89478485`` | decompression-bomb guard (Pillow's default) |
 | ``SIGHTLINE_MAX_VIDEO_SECONDS`` | ``600`` | longest video accepted |
 | ``SIGHTLINE_MATCH_THRESHOLD`` | ``0.6`` | face distance under which two faces are the same person |
+| ``SIGHTLINE_VIDEO_SAMPLE_SECONDS`` | ``1.0`` | seconds between the video frames analysed |
+| ``SIGHTLINE_VIDEO_MAX_FRAMES`` | ``600`` | most frames analysed per video |
+| ``SIGHTLINE_VIDEO_FRAME_BATCH`` | ``16`` | frames decoded and analysed together |
+| ``SIGHTLINE_JOB_RETRY_INTERVALS`` | ``10,60,300`` | seconds before each retry after a transient error |
+| ``SIGHTLINE_JOB_TIMEOUT_SECONDS`` | ``3600`` | hard limit for one processing job |
+| ``SIGHTLINE_REALTIME_TIMEOUT_SECONDS`` | ``30`` | how long recognize/verify/enrol wait for a worker (then 503) |
+| ``SIGHTLINE_REALTIME_MAX_MB`` | ``10`` | largest photo for the synchronous endpoints |
+| ``SIGHTLINE_NUM_PROXIES`` | ``0`` | reverse proxies in front (for client addresses in throttling) |
 | ``SIGHTLINE_STORAGE`` | ``local`` | ``local`` (files under ``MEDIA_ROOT``) or ``s3`` (django-storages) |
 | ``MEDIA_ROOT`` | ``<data>/media`` | where uploads live with local storage |
 | ``SIGHTLINE_SECURE_SSL_REDIRECT`` | ``1`` when not DEBUG | redirect HTTP to HTTPS (off behind a TLS proxy that does it) |
@@ -192,6 +200,9 @@ REST_FRAMEWORK = {
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
     ],
+    # Proxies in front of us that append to X-Forwarded-For; 0 = use the socket's address, so
+    # a client cannot pick its own address for throttling.
+    "NUM_PROXIES": env_int("SIGHTLINE_NUM_PROXIES", 0),
     "DEFAULT_THROTTLE_RATES": {
         "anon": os.environ.get("SIGHTLINE_ANON_RATE", "60/min"),
         "user": os.environ.get("SIGHTLINE_USER_RATE", "1200/min"),
@@ -268,6 +279,18 @@ SIGHTLINE_DEVICE = os.environ.get("SIGHTLINE_DEVICE", "auto")
 if SIGHTLINE_DEVICE not in {"auto", "cpu", "cuda"}:
     raise ImproperlyConfigured("SIGHTLINE_DEVICE must be auto, cpu or cuda.")
 SIGHTLINE_MATCH_THRESHOLD = float(os.environ.get("SIGHTLINE_MATCH_THRESHOLD", "0.6"))
+SIGHTLINE_VIDEO_SAMPLE_SECONDS = float(os.environ.get("SIGHTLINE_VIDEO_SAMPLE_SECONDS", "1.0"))
+SIGHTLINE_VIDEO_MAX_FRAMES = env_int("SIGHTLINE_VIDEO_MAX_FRAMES", 600)
+SIGHTLINE_VIDEO_FRAME_BATCH = env_int("SIGHTLINE_VIDEO_FRAME_BATCH", 16)
+
+# --- Jobs --------------------------------------------------------------------------------
+
+# Seconds between retries of a job that hit a transient error; one retry per entry.
+SIGHTLINE_JOB_RETRY_INTERVALS = [int(s) for s in env_list("SIGHTLINE_JOB_RETRY_INTERVALS", "10,60,300")]
+SIGHTLINE_JOB_TIMEOUT_SECONDS = env_int("SIGHTLINE_JOB_TIMEOUT_SECONDS", 3600)
+# How long recognize/verify/enrol requests wait for the realtime worker before answering 503.
+SIGHTLINE_REALTIME_TIMEOUT_SECONDS = env_int("SIGHTLINE_REALTIME_TIMEOUT_SECONDS", 30)
+SIGHTLINE_REALTIME_MAX_BYTES = env_int("SIGHTLINE_REALTIME_MAX_MB", 10) * 1024 * 1024
 
 # --- Security ----------------------------------------------------------------------------
 

@@ -1,0 +1,81 @@
+"""WebSocket streams of job events: ``ws/jobs/`` (all of the user's jobs) and ``ws/jobs/<id>/``."""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+
+from accounts.ownership import owned_by
+from config.consumers import AuthenticatedJsonConsumer
+from recognition import events
+from recognition.models import Job
+
+# Close code for "no such job (for you)": like HTTP 404, and no hint whether it exists.
+CLOSE_NOT_FOUND = 4404
+# On connect to ws/jobs/, the state of active jobs and of jobs finished in the last hour.
+RECENT_SECONDS = 3600
+
+
+class JobEventsConsumer(AuthenticatedJsonConsumer):
+    async def connect(self):
+        self.user = self.scope["user"]
+        self.job_id = self.scope["url_route"]["kwargs"].get("job_id")
+        self.last_sent_at: dict[int, str] = {}
+        stream_owner = self.user.pk
+        if self.job_id is not None:
+            stream_owner = await self._job_owner(self.job_id)
+            if stream_owner is None:
+                await self.close(code=CLOSE_NOT_FOUND)
+                return
+        # Join first, then read the state: an event in between is queued, not lost, and the
+        # ``at`` check below drops it if the state we send already includes it.
+        self.group = events.user_group(stream_owner)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        for event in await self._current_states():
+            await self._send_event(event)
+
+    async def disconnect(self, code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        # The stream is one-way; a client may ask for the current state again.
+        if isinstance(content, dict) and content.get("type") == "state":
+            for event in await self._current_states():
+                await self._send_event(event, force=True)
+
+    async def job_event(self, message):
+        event = message["event"]
+        if self.job_id is None or event["job"] == self.job_id:
+            await self._send_event(event)
+
+    async def _send_event(self, event: dict, force: bool = False):
+        last = self.last_sent_at.get(event["job"])
+        if not force and last is not None and event["at"] is not None and event["at"] < last:
+            return
+        self.last_sent_at[event["job"]] = event["at"]
+        await self.send_json(event)
+
+    def _jobs(self):
+        return owned_by(Job.objects.all(), self.user, "asset__owner")
+
+    @database_sync_to_async
+    def _job_owner(self, job_id: int) -> int | None:
+        """The owner's id of a job this user may watch (own, or any for staff), else None."""
+        return self._jobs().filter(pk=job_id).values_list("asset__owner_id", flat=True).first()
+
+    @database_sync_to_async
+    def _current_states(self) -> list[dict]:
+        from datetime import timedelta
+
+        from django.db.models import Q
+        from django.utils import timezone
+
+        jobs = self._jobs().select_related("asset")
+        if self.job_id is not None:
+            jobs = jobs.filter(pk=self.job_id)
+        else:
+            # Staff see everything elsewhere, but their stream is their own jobs.
+            recent = timezone.now() - timedelta(seconds=RECENT_SECONDS)
+            jobs = jobs.filter(asset__owner=self.user).filter(Q(finished_at__isnull=True) | Q(finished_at__gte=recent))
+        return [events.job_event(job) for job in jobs.order_by("created_at", "id")[:200]]

@@ -1,0 +1,46 @@
+"""Job events on the channel layer: one group per user; consumers filter further.
+
+Message format (also what WebSocket clients receive, documented in the API docs):
+
+    {"type": "job.stage", "job": 12, "asset": 7, "stage": "detecting", "progress": 10,
+     "at": "2026-11-22T10:00:00.123456+00:00", "error": null}
+
+``at`` is the job's last change; a consumer never sends an event older than one it already sent
+for the same job, so a late subscriber that got the current state first never goes backwards.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+EVENT_TYPE = "job.stage"
+
+
+def user_group(user_id: int) -> str:
+    return f"jobs.user.{user_id}"
+
+
+def job_event(job) -> dict:
+    return {
+        "type": EVENT_TYPE,
+        "job": job.pk,
+        "asset": job.asset_id,
+        "stage": job.stage,
+        "progress": job.progress,
+        "at": job.updated_at.isoformat() if job.updated_at else None,
+        "error": job.error or None,
+    }
+
+
+def publish(user_id: int, event: dict) -> None:
+    """Send to the owner's group. Best effort: a Redis hiccup must not fail the job itself;
+    the state is in the database and a reconnecting client gets it first thing."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(user_group(user_id), {"type": "job.event", "event": event})
+    except Exception:  # noqa: BLE001 - any channel-layer failure is logged and ignored
+        logger.warning("could not publish job event", extra={"job": event.get("job")}, exc_info=True)

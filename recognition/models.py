@@ -1,0 +1,230 @@
+"""Jobs (the stage machine), people, faces with their embeddings, image tags and embeddings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+from pgvector.django import HnswIndex, VectorField
+
+from media.models import Asset
+
+FACE_EMBEDDING_DIMENSIONS = 128
+IMAGE_EMBEDDING_DIMENSIONS = 1280
+
+
+class Stage(models.TextChoices):
+    UPLOADING = "uploading"
+    DETECTING = "detecting"
+    ENHANCING = "enhancing"
+    RECOGNIZING = "recognizing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+TERMINAL_STAGES = (Stage.COMPLETED, Stage.FAILED)
+# Progress each stage starts at; the pipeline reports finer progress within a stage.
+STAGE_PROGRESS = {
+    Stage.UPLOADING: 0,
+    Stage.DETECTING: 10,
+    Stage.ENHANCING: 50,
+    Stage.RECOGNIZING: 70,
+    Stage.COMPLETED: 100,
+}
+
+
+class JobQuerySet(models.QuerySet):
+    def active(self):
+        return self.exclude(stage__in=TERMINAL_STAGES)
+
+
+class Job(models.Model):
+    """One run of the pipeline over one asset; every stage change is saved and streamed."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="jobs")
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.UPLOADING, db_index=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    # {"detecting": {"started_at": iso, "ended_at": iso, "seconds": 1.2}, ...}; reports read it in SQL.
+    timings = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=40, blank=True, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    rq_job_id = models.CharField(max_length=100, blank=True)
+    model_version = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["asset", "-created_at"])]
+
+    def __str__(self):
+        return f"Job {self.pk} ({self.stage})"
+
+    @property
+    def owner_id(self):
+        return self.asset.owner_id
+
+    @property
+    def is_finished(self) -> bool:
+        return self.stage in TERMINAL_STAGES
+
+    def advance(self, stage: str, *, progress: int | None = None, error: str = "", error_code: str = "") -> None:
+        """Move to ``stage``: close the previous stage's timing, save, and publish after commit.
+
+        The one place a stage changes, so timings, the row and the event never disagree.
+        """
+        now = timezone.now()
+        previous = self.timings.get(self.stage)
+        if previous is not None and "ended_at" not in previous and stage != self.stage:
+            previous["ended_at"] = now.isoformat()
+            started = datetime.fromisoformat(previous["started_at"])
+            previous["seconds"] = round((now - started).total_seconds(), 4)
+        if stage not in TERMINAL_STAGES and stage != self.stage:
+            self.timings[stage] = {"started_at": now.isoformat()}
+        self.stage = stage
+        self.progress = progress if progress is not None else STAGE_PROGRESS.get(stage, self.progress)
+        self.error = error
+        self.error_code = error_code
+        if stage in TERMINAL_STAGES:
+            self.finished_at = now
+        self.save(update_fields=["stage", "progress", "timings", "error", "error_code", "finished_at", "updated_at"])
+        self._publish_on_commit()
+
+    def report_progress(self, progress: int) -> None:
+        """Finer progress inside the current stage (video frames, say)."""
+        self.progress = max(0, min(100, progress))
+        self.save(update_fields=["progress", "updated_at"])
+        self._publish_on_commit()
+
+    def fail(self, error: str, code: str = "error") -> None:
+        self.advance(Stage.FAILED, progress=self.progress, error=error, error_code=code)
+
+    def _publish_on_commit(self) -> None:
+        from recognition import events
+
+        event = events.job_event(self)
+        owner_id = self.asset.owner_id
+        transaction.on_commit(lambda: events.publish(owner_id, event))
+
+
+class Subject(models.Model):
+    """A known person, enrolled by one user from example faces."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="subjects")
+    name = models.CharField(max_length=200)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), "owner", name="unique_subject_name_per_owner"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class FaceQuerySet(models.QuerySet):
+    def examples(self):
+        return self.filter(is_example=True)
+
+
+class Face(models.Model):
+    """One detected face: where it is, how good it is, its embedding, and who it is."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="faces")
+    # Denormalised from the asset so the nearest-neighbour queries filter on a plain column.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="faces")
+    job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="faces")
+    # Video faces: which sampled frame, at what time. Null for photos.
+    frame_index = models.PositiveIntegerField(null=True, blank=True)
+    timestamp = models.FloatField(null=True, blank=True)
+    box = models.JSONField()  # [x1, y1, x2, y2] in pixels of the (EXIF-upright) image
+    landmarks = models.JSONField()  # [[x, y] × 5]: eyes, nose, mouth corners
+    score = models.FloatField()
+    quality = models.FloatField()
+    embedding = VectorField(dimensions=FACE_EMBEDDING_DIMENSIONS)
+    model_version = models.CharField(max_length=200)
+    subject = models.ForeignKey(Subject, on_delete=models.SET_NULL, null=True, blank=True, related_name="faces")
+    match_distance = models.FloatField(null=True, blank=True)
+    is_example = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = FaceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["asset_id", "frame_index", "-quality", "id"]
+        indexes = [
+            # dlib's distance is Euclidean: L2 operator class.
+            HnswIndex(
+                name="face_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_l2_ops"],
+            ),
+            # Identification searches only enrolled examples: a small partial index of its own.
+            HnswIndex(
+                name="face_example_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_l2_ops"],
+                condition=models.Q(is_example=True),
+            ),
+            models.Index(fields=["owner", "is_example"]),
+            models.Index(fields=["owner", "subject"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(is_example=False) | models.Q(subject__isnull=False),
+                name="example_face_has_subject",
+            ),
+        ]
+
+    def __str__(self):
+        who = self.subject.name if self.subject_id else "unknown"
+        return f"Face {self.pk} in asset {self.asset_id} ({who})"
+
+
+class ImageTag(models.Model):
+    """What the whole picture shows (ImageNet classes), a few per asset."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="tags")
+    label = models.CharField(max_length=100, db_index=True)
+    probability = models.FloatField()
+    rank = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["asset_id", "rank"]
+        constraints = [models.UniqueConstraint(fields=["asset", "rank"], name="unique_tag_rank_per_asset")]
+
+    def __str__(self):
+        return f"{self.label} ({self.probability:.2f})"
+
+
+class ImageEmbedding(models.Model):
+    """The whole image as one vector, for similar-image search (cosine)."""
+
+    asset = models.OneToOneField(Asset, on_delete=models.CASCADE, related_name="image_embedding")
+    embedding = VectorField(dimensions=IMAGE_EMBEDDING_DIMENSIONS)
+    model_version = models.CharField(max_length=200)
+
+    class Meta:
+        indexes = [
+            HnswIndex(
+                name="image_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            )
+        ]

@@ -1,0 +1,116 @@
+"""pgvector queries: identify faces against enrolled examples, verify, similar faces and images.
+
+Identification asks PostgreSQL for the k nearest enrolled example faces of *each* query face in
+one round trip (a LATERAL join over the array of query vectors), then votes per subject in
+Python over those few rows. Distances are dlib's Euclidean distances (``<->``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+
+NEAREST_EXAMPLES = 10  # k nearest example faces fetched per query face
+# HNSW with a WHERE clause can come back short; iterative scans keep going until k rows pass.
+_SEARCH_SETTINGS = "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    subject_id: int
+    subject_name: str
+    distance: float  # best (smallest) distance to any example of the subject
+    votes: int  # how many of the k nearest examples belong to the subject
+
+
+def default_threshold() -> float:
+    return settings.SIGHTLINE_MATCH_THRESHOLD
+
+
+def vector_literal(vector: Sequence[float]) -> str:
+    return "[" + ",".join(f"{float(x):.8g}" for x in vector) + "]"
+
+
+def nearest_subjects(owner_id: int, embeddings: np.ndarray, k: int = NEAREST_EXAMPLES) -> list[list[Candidate]]:
+    """For each embedding, the owner's subjects among its k nearest examples, best first."""
+    if len(embeddings) == 0:
+        return []
+    sql = """
+        SELECT q.idx, f.subject_id, s.name, f.distance
+        FROM unnest(%s::text[]) WITH ORDINALITY AS q(vec, idx)
+        CROSS JOIN LATERAL (
+            SELECT subject_id, embedding <-> q.vec::vector AS distance
+            FROM recognition_face
+            WHERE owner_id = %s AND is_example
+            ORDER BY embedding <-> q.vec::vector
+            LIMIT %s
+        ) f
+        JOIN recognition_subject s ON s.id = f.subject_id
+        ORDER BY q.idx, f.distance
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_SEARCH_SETTINGS)
+        cursor.execute(sql, [[vector_literal(e) for e in embeddings], owner_id, k])
+        rows = cursor.fetchall()
+    per_face: list[dict[int, Candidate]] = [dict() for _ in range(len(embeddings))]
+    for idx, subject_id, name, distance in rows:
+        found = per_face[idx - 1]
+        if subject_id in found:
+            best = found[subject_id]
+            found[subject_id] = Candidate(subject_id, name, best.distance, best.votes + 1)
+        else:
+            found[subject_id] = Candidate(subject_id, name, float(distance), 1)
+    return [sorted(found.values(), key=lambda c: (c.distance, -c.votes)) for found in per_face]
+
+
+def assign_unique(candidates: list[list[Candidate]], groups: Sequence[int], threshold: float) -> list[Candidate | None]:
+    """Pick one subject per face, never the same subject twice within a group (one photo or
+    one video frame): the closest pairs are settled first, so the better match keeps the
+    person and the other face falls back to its next candidate, or to unknown."""
+    pairs = sorted(
+        (candidate.distance, face, candidate)
+        for face, face_candidates in enumerate(candidates)
+        for candidate in face_candidates
+        if candidate.distance <= threshold
+    )
+    chosen: list[Candidate | None] = [None] * len(candidates)
+    taken: set[tuple[int, int]] = set()
+    for _, face, candidate in pairs:
+        key = (groups[face], candidate.subject_id)
+        if chosen[face] is None and key not in taken:
+            chosen[face] = candidate
+            taken.add(key)
+    return chosen
+
+
+def identify(owner_id: int, embeddings: np.ndarray, groups: Sequence[int] | None = None,
+             threshold: float | None = None) -> tuple[list[Candidate | None], list[list[Candidate]]]:
+    """Who each face is (or None), and every face's candidates for display."""
+    threshold = default_threshold() if threshold is None else threshold
+    groups = groups if groups is not None else [0] * len(embeddings)
+    candidates = nearest_subjects(owner_id, embeddings)
+    return assign_unique(candidates, groups, threshold), candidates
+
+
+def face_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(np.asarray(a, np.float32) - np.asarray(b, np.float32)))
+
+
+def similar_faces(owner_id: int, embedding: np.ndarray, limit: int = 50, max_distance: float | None = None):
+    """The owner's faces nearest to ``embedding`` ("find this face everywhere"), via the HNSW index."""
+    from pgvector.django import L2Distance
+
+    from recognition.models import Face
+
+    queryset = (
+        Face.objects.filter(owner_id=owner_id)
+        .annotate(distance=L2Distance("embedding", list(map(float, embedding))))
+        .order_by("distance")
+    )
+    if max_distance is not None:
+        queryset = queryset.filter(distance__lte=max_distance)
+    return queryset[:limit]

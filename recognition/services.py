@@ -1,0 +1,163 @@
+"""What views, commands and the admin call: uploads that start jobs, re-runs, recovery,
+and the synchronous requests that a realtime worker answers while the caller waits."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+import django_rq
+import psutil
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rq.exceptions import NoSuchJobError
+from rq.job import Job as RQJob
+from rq.job import JobStatus
+from rq.results import Result
+from rq.worker import Worker
+
+from media import services as media_services
+from recognition import jobs
+from recognition.models import Job, Stage
+
+logger = logging.getLogger(__name__)
+
+
+# --- uploads and jobs ----------------------------------------------------------------------
+
+
+@dataclass
+class UploadOutcome:
+    asset: object
+    job: Job | None
+    created: bool
+
+
+def upload(owner, uploaded_file, original_name: str | None = None) -> UploadOutcome:
+    """Store the file (or find the owner's identical one) and start processing new files.
+
+    Raises ``media.validation.RejectedUpload`` for files we refuse.
+    """
+    with transaction.atomic():
+        result = media_services.ingest_upload(owner, uploaded_file, original_name)
+        if not result.created:
+            return UploadOutcome(result.asset, result.asset.jobs.order_by("-created_at", "-id").first(), False)
+        job = start_processing(result.asset)
+    return UploadOutcome(result.asset, job, True)
+
+
+def start_processing(asset) -> Job:
+    """A new job for ``asset``, queued once the surrounding transaction commits."""
+    job = Job.objects.create(asset=asset)
+    job.advance(Stage.UPLOADING, progress=0)
+    transaction.on_commit(lambda: jobs.enqueue_processing(job))
+    return job
+
+
+def rerun(job: Job) -> Job:
+    """Process the job's asset again with a new job (the old one stays as history)."""
+    with transaction.atomic():
+        return start_processing(job.asset)
+
+
+# --- stuck jobs ----------------------------------------------------------------------------
+
+
+@dataclass
+class Recovery:
+    requeued: list[int]
+    failed: list[int]
+
+
+def max_attempts() -> int:
+    return len(settings.SIGHTLINE_JOB_RETRY_INTERVALS) + 1
+
+
+def _worker_is_dead(rq_job: RQJob) -> bool:
+    """The worker that started ``rq_job`` is gone: no longer registered, or a process of this
+    host that no longer exists (a SIGKILLed worker stays registered until its TTL runs out)."""
+    if not rq_job.worker_name:
+        return True
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + rq_job.worker_name, connection=rq_job.connection)
+    if worker is None:
+        return True
+    return worker.hostname == socket.gethostname() and worker.pid is not None and not psutil.pid_exists(worker.pid)
+
+
+def _rq_job(job: Job) -> RQJob | None:
+    if not job.rq_job_id:
+        return None
+    try:
+        return RQJob.fetch(job.rq_job_id, connection=django_rq.get_connection("inference"))
+    except NoSuchJobError:
+        return None
+
+
+def recover_stuck_jobs(grace: timedelta = timedelta(seconds=60), include_failed: bool = False) -> Recovery:
+    """Find jobs that no worker will finish and queue them again (or fail them for good).
+
+    Stuck means: its rq job is gone, failed, or started by a worker that has died. Jobs
+    touched within ``grace`` are left alone (they may be between commit and enqueue).
+    ``include_failed`` also re-queues jobs that ended ``failed`` (the operator's choice).
+    """
+    recovery = Recovery([], [])
+    cutoff = timezone.now() - grace
+    candidates = Job.objects.active().filter(updated_at__lt=cutoff)
+    if include_failed:
+        candidates = candidates | Job.objects.filter(stage=Stage.FAILED)
+    for job in candidates.select_related("asset"):
+        rq_job = _rq_job(job)
+        status = rq_job.get_status(refresh=True) if rq_job is not None else None
+        if job.stage != Stage.FAILED:
+            alive = status in {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED} or (
+                status == JobStatus.STARTED and not _worker_is_dead(rq_job)
+            )
+            if alive:
+                continue
+        if rq_job is not None:
+            rq_job.delete(remove_from_queue=True)
+        if job.stage != Stage.FAILED and job.attempts >= max_attempts():
+            job.fail(f"Stopped after {job.attempts} attempts: the worker kept stopping mid-job.", "worker_lost")
+            recovery.failed.append(job.pk)
+            continue
+        if job.stage == Stage.FAILED:
+            rerun(job)
+        else:
+            jobs.enqueue_processing(job)
+        recovery.requeued.append(job.pk)
+    if recovery.requeued or recovery.failed:
+        logger.warning("recovered stuck jobs", extra={"requeued": recovery.requeued, "failed": recovery.failed})
+    return recovery
+
+
+# --- realtime requests ---------------------------------------------------------------------
+
+
+class RealtimeUnavailable(Exception):
+    """No realtime worker answered in time."""
+
+
+class RealtimeFailed(Exception):
+    """The realtime job raised; the message is safe to show."""
+
+
+def run_realtime(func, *args, timeout: float | None = None):
+    """Run ``func(*args)`` on the realtime queue and wait for its return value."""
+    timeout = timeout or settings.SIGHTLINE_REALTIME_TIMEOUT_SECONDS
+    queue = django_rq.get_queue("realtime")
+    # ttl: a request nobody picked up in time is dropped, not run after the caller gave up.
+    rq_job = queue.enqueue(func, *args, ttl=int(timeout) + 1, result_ttl=300, failure_ttl=300, job_timeout=int(timeout) * 4)
+    result = rq_job.latest_result(timeout=int(timeout))
+    if result is None:
+        rq_job.cancel()
+        raise RealtimeUnavailable(
+            f"No recognition worker answered within {int(timeout)} s. Try again shortly; "
+            "operators: check that an rq worker serves the 'realtime' queue."
+        )
+    if result.type != Result.Type.SUCCESSFUL:
+        logger.error("realtime job failed", extra={"rq_job": rq_job.id, "error": result.exc_string})
+        raise RealtimeFailed("The recognition worker failed on this request.")
+    return result.return_value
