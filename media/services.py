@@ -1,0 +1,215 @@
+"""What the rest of Sightline calls to store uploads and read them back as pixels.
+
+Everything goes through Django's storage API (local or S3): no local path is assumed.
+Pillow and PyAV read the storage's file objects directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import av
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile, File
+from django.db import IntegrityError, transaction
+from PIL import Image
+
+from media.models import Asset
+from media.validation import (
+    ProbedMedia,
+    RejectedUpload,
+    decode_image,
+    first_frame,
+    open_video,
+    probe_file,
+    sanitize_filename,
+)
+
+__all__ = [
+    "IngestResult",
+    "ProbedMedia",
+    "RejectedUpload",
+    "VideoFrame",
+    "decode_uploaded_image",
+    "ingest_upload",
+    "iter_video_frames",
+    "load_image",
+    "make_thumbnail",
+    "open_original",
+    "probe_file",
+    "sanitize_filename",
+]
+
+CHUNK_BYTES = 1024 * 1024
+THUMBNAIL_SIDE = 320
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    asset: Asset
+    created: bool  # False when the owner already had these bytes
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    index: int  # position of the frame in the decoded stream, from 0
+    timestamp: float  # seconds from the first frame
+    image: np.ndarray  # H×W×3 uint8 RGB
+
+
+def ingest_upload(owner, uploaded_file: BinaryIO, original_name: str | None = None) -> IngestResult:
+    """Validate and store ``uploaded_file`` for ``owner``, or return the asset they already have
+    with the same bytes. Raises RejectedUpload. Runs in the caller's transaction, if any."""
+    name = sanitize_filename(original_name if original_name is not None else getattr(uploaded_file, "name", None))
+    size = _size_of(uploaded_file)
+    _refuse_oversize_early(size)
+    sha256 = _sha256_of(uploaded_file)
+    existing = Asset.objects.filter(owner=owner, sha256=sha256).first()
+    if existing:
+        return IngestResult(existing, created=False)
+
+    probed = probe_file(uploaded_file, size)
+    asset = Asset(
+        owner=owner,
+        kind=probed.kind,
+        original_name=name,
+        sha256=sha256,
+        size_bytes=size,
+        content_type=probed.content_type,
+        width=probed.width,
+        height=probed.height,
+        duration_seconds=probed.duration,
+        fps=probed.fps,
+        frame_count=probed.frame_count,
+    )
+    uploaded_file.seek(0)
+    asset.file.save(f"upload.{probed.ext}", File(uploaded_file), save=False)
+    asset.thumbnail.save("thumbnail.jpg", ContentFile(make_thumbnail(probed.preview)), save=False)
+    try:
+        with transaction.atomic():
+            asset.save()
+    except IntegrityError:
+        # A concurrent upload of the same bytes won (our INSERT waited for its commit):
+        # drop our copy and hand back theirs.
+        asset.file.delete(save=False)
+        asset.thumbnail.delete(save=False)
+        winner = Asset.objects.filter(owner=owner, sha256=sha256).first()
+        if winner is None:
+            raise
+        return IngestResult(winner, created=False)
+    return IngestResult(asset, created=True)
+
+
+def decode_uploaded_image(uploaded_file: BinaryIO) -> np.ndarray:
+    """Validate like ingest (same limits and errors) and return H×W×3 uint8 RGB, storing nothing.
+    A video is refused: this is for endpoints that take one photo."""
+    size = _size_of(uploaded_file)
+    _refuse_oversize_early(size)
+    probed = probe_file(uploaded_file, size)
+    if probed.kind != Asset.Kind.IMAGE:
+        raise RejectedUpload("An image is required here, not a video.", "not_an_image", 415)
+    return np.asarray(probed.preview)
+
+
+def open_original(asset: Asset) -> File:
+    """The stored original, opened for binary reading (close it, or use it as a context manager)."""
+    return asset.file.storage.open(asset.file.name, "rb")
+
+
+def load_image(asset: Asset) -> np.ndarray:
+    """The asset's pixels as H×W×3 uint8 RGB, upright; for a video, its first frame."""
+    with open_original(asset) as fileobj:
+        if asset.is_video:
+            with open_video(fileobj) as container:
+                if not container.streams.video:
+                    raise RejectedUpload("The video has no video stream.", "no_frames", 400)
+                image = first_frame(container, container.streams.video[0])
+        else:
+            image = decode_image(fileobj)
+    return np.asarray(image)
+
+
+def iter_video_frames(asset: Asset, every_seconds: float = 1.0, max_frames: int | None = None) -> Iterator[VideoFrame]:
+    """Frames sampled every ``every_seconds`` (the first frame at or after 0, every_seconds, …).
+
+    Decode-and-skip rather than seek: every frame is decoded and only those crossing the next
+    sampling time are kept, so timestamps are exact and no keyframe snapping happens.
+    Raises RejectedUpload("no_frames") if no frame decodes.
+    """
+    if every_seconds <= 0:
+        raise ValueError("every_seconds must be positive.")
+    yielded = 0
+    with open_original(asset) as fileobj, open_video(fileobj) as container:
+        if not container.streams.video:
+            raise RejectedUpload("The video has no video stream.", "no_frames", 400)
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fallback_fps = float(stream.average_rate or stream.guessed_rate or 25)
+        start = None
+        next_time = 0.0
+        for index, frame in enumerate(_decoded_frames(container, stream)):
+            time = frame.time if frame.time is not None else index / fallback_fps
+            start = time if start is None else start
+            timestamp = time - start
+            if timestamp + 1e-6 < next_time:
+                continue
+            yield VideoFrame(index=index, timestamp=timestamp, image=frame.to_ndarray(format="rgb24"))
+            yielded += 1
+            if max_frames is not None and yielded >= max_frames:
+                return
+            while next_time <= timestamp + 1e-6:
+                next_time += every_seconds
+    if yielded == 0:
+        raise RejectedUpload("The video has no frame that can be decoded.", "no_frames", 400)
+
+
+def make_thumbnail(image: Image.Image | np.ndarray, side: int = THUMBNAIL_SIDE) -> bytes:
+    """JPEG bytes of ``image`` scaled to at most ``side`` pixels on its long side."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    thumbnail = image.convert("RGB")
+    thumbnail.thumbnail((side, side), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    thumbnail.save(buffer, format="JPEG", quality=85, optimize=True)
+    return buffer.getvalue()
+
+
+def _decoded_frames(container, stream):
+    """Decoded frames until the end or the first undecodable stretch (a damaged tail ends the
+    video rather than failing it: the frames before it are still worth analysing)."""
+    try:
+        yield from container.decode(stream)
+    except av.FFmpegError:
+        return
+
+
+def _size_of(fileobj: BinaryIO) -> int:
+    fileobj.seek(0, os.SEEK_END)
+    size = fileobj.tell()
+    fileobj.seek(0)
+    return size
+
+
+def _sha256_of(fileobj: BinaryIO) -> str:
+    """Read in chunks, so a large upload is never held in memory; leaves it at position 0."""
+    digest = hashlib.sha256()
+    fileobj.seek(0)
+    while chunk := fileobj.read(CHUNK_BYTES):
+        digest.update(chunk)
+    fileobj.seek(0)
+    return digest.hexdigest()
+
+
+def _refuse_oversize_early(size: int) -> None:
+    """Bigger than any kind may be: refuse before looking up or decoding anything."""
+    if size == 0:
+        raise RejectedUpload("The file is empty.", "empty", 400)
+    limit = max(settings.SIGHTLINE_MAX_UPLOAD_BYTES, settings.SIGHTLINE_MAX_VIDEO_BYTES)
+    if size > limit:
+        raise RejectedUpload(f"The file is {size} bytes; the largest accepted is {limit} bytes.", "too_large", 413)
