@@ -110,3 +110,50 @@ def mark_failed_if_final(rq_job, connection, exc_type, exc_value, traceback) -> 
         _fail_safely(job_id, f"{reason}; no retries left.", "worker_lost")
     except DatabaseError:
         logger.exception("could not mark job failed", extra={"job": job_id})
+
+
+# --- realtime: the model half of requests a user waits on (services.run_realtime) ----------
+# These return plain data (no rows written): the web process matches, stores and answers.
+
+
+def _faces_payload(faces) -> list[dict]:
+    return [
+        {
+            "box": [round(float(v), 2) for v in face.box],
+            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in face.landmarks],
+            "score": float(face.score),
+            "quality": float(face.quality),
+            "embedding": [float(v) for v in face.embedding],
+        }
+        for face in faces
+    ]
+
+
+def analyze_photo_bytes(data: bytes) -> dict:
+    """Faces of one uploaded photo (biggest first), or the reason it was refused."""
+    import io
+
+    from media import services as media_services
+    from recognition import inference
+
+    try:
+        image = media_services.decode_uploaded_image(io.BytesIO(data))
+    except RejectedUpload as exc:
+        return {"rejected": {"message": exc.message, "code": exc.code, "status": exc.status}}
+    engine = inference.face_engine()
+    return {"faces": _faces_payload(engine.analyze([image])[0]), "model_version": engine.model_version}
+
+
+def analyze_stored_photo(asset_id: int) -> dict:
+    """Faces of a stored photo, for enrolment."""
+    from media import services as media_services
+    from media.models import Asset
+    from recognition import inference
+
+    asset = Asset.objects.get(pk=asset_id)
+    try:
+        image = media_services.load_image(asset)
+    except RejectedUpload as exc:
+        return {"rejected": {"message": exc.message, "code": exc.code, "status": exc.status}}
+    engine = inference.face_engine()
+    return {"faces": _faces_payload(engine.analyze([image])[0]), "model_version": engine.model_version}

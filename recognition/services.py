@@ -12,6 +12,7 @@ import django_rq
 import psutil
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
@@ -104,10 +105,26 @@ def recover_stuck_jobs(grace: timedelta = timedelta(seconds=60), include_failed:
     ``include_failed`` also re-queues jobs that ended ``failed`` (the operator's choice).
     """
     recovery = Recovery([], [])
+    # One sweep at a time across all workers, or two would queue the same job twice.
+    lock = django_rq.get_connection("inference").lock("sightline:recover-stuck-jobs", timeout=120)
+    if not lock.acquire(blocking=False):
+        return recovery
+    try:
+        _sweep(recovery, grace, include_failed)
+    finally:
+        lock.release()
+    if recovery.requeued or recovery.failed:
+        logger.warning("recovered stuck jobs", extra={"requeued": recovery.requeued, "failed": recovery.failed})
+    return recovery
+
+
+def _sweep(recovery: Recovery, grace: timedelta, include_failed: bool) -> None:
     cutoff = timezone.now() - grace
     candidates = Job.objects.active().filter(updated_at__lt=cutoff)
     if include_failed:
-        candidates = candidates | Job.objects.filter(stage=Stage.FAILED)
+        # Only an asset's latest job: an older failure that was re-run already is history.
+        newer = Job.objects.filter(asset=OuterRef("asset"), created_at__gt=OuterRef("created_at"))
+        candidates = candidates | Job.objects.filter(stage=Stage.FAILED).exclude(Exists(newer))
     for job in candidates.select_related("asset"):
         rq_job = _rq_job(job)
         status = rq_job.get_status(refresh=True) if rq_job is not None else None
@@ -128,9 +145,6 @@ def recover_stuck_jobs(grace: timedelta = timedelta(seconds=60), include_failed:
         else:
             jobs.enqueue_processing(job)
         recovery.requeued.append(job.pk)
-    if recovery.requeued or recovery.failed:
-        logger.warning("recovered stuck jobs", extra={"requeued": recovery.requeued, "failed": recovery.failed})
-    return recovery
 
 
 # --- realtime requests ---------------------------------------------------------------------

@@ -86,9 +86,22 @@ def auth_client(api_client, user):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache_and_throttles():
-    """Throttle counters live in the Redis cache; each test starts with none."""
-    from django.core.cache import cache
+def _fresh_cache_and_throttles(settings):
+    """Throttle counters live in the Redis cache; each test starts with none.
 
-    cache.clear()
+    Only the cache's own keys go: ``cache.clear()`` would FLUSHDB and take rq's queues and
+    worker registrations (a worker process a test started) with it."""
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Real hashing is slow on purpose; tests check behaviour, not the cost factor.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -76,9 +76,10 @@ class Command(BaseCommand):
             "web": [python, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]), "--access-log", os.devnull, "config.asgi:application"],
         }
         if not options["no_worker"]:
-            commands["worker"] = [python, manage, "rqworker", "inference", "default", "--with-scheduler"]
+            worker_class = ["--worker-class", "recognition.worker.SightlineWorker"]
+            commands["worker"] = [python, manage, "rqworker", "inference", "default", "--with-scheduler", *worker_class]
             # Requests a user waits on get a worker of their own, never stuck behind a long video.
-            commands["realtime"] = [python, manage, "rqworker", "realtime"]
+            commands["realtime"] = [python, manage, "rqworker", "realtime", *worker_class]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         children = {}
         for name, command in commands.items():
