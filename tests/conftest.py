@@ -21,14 +21,37 @@ FACES_DIR = Path(os.environ.get("SIGHTLINE_FACES_DIR", REPO_ROOT.parent / "share
 _services: embedded.EmbeddedServices | None = None
 
 
+def _sessions_dir() -> Path:
+    return embedded.data_dir() / "test-sessions"
+
+
+def _live_sessions() -> list[int]:
+    live = []
+    for marker in _sessions_dir().glob("*"):
+        pid = int(marker.name)
+        try:
+            os.kill(pid, 0)
+            live.append(pid)
+        except ProcessLookupError:
+            marker.unlink(missing_ok=True)
+    return live
+
+
 def pytest_sessionstart(session):
     global _services
     _services = embedded.ensure_running()
+    _sessions_dir().mkdir(parents=True, exist_ok=True)
+    (_sessions_dir() / str(os.getpid())).touch()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if _services is not None:
-        _services.stop()
+    """The last test session using the embedded servers stops them (sessions may overlap)."""
+    (_sessions_dir() / str(os.getpid())).unlink(missing_ok=True)
+    if _services is None or _live_sessions():
+        return
+    _services.started_postgres = _services.postgres is not None
+    _services.started_redis = _services.redis is not None
+    _services.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,113 @@
+"""Job stage changes reach the owner's WebSocket, in order, after commit — and nobody else's."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.core.files.base import ContentFile
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from config.asgi import application
+from media.models import Asset
+from recognition.consumers import CLOSE_NOT_FOUND
+from recognition.models import Job, Stage
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ORIGIN = (b"origin", b"http://localhost")
+STAGES = ["uploading", "detecting", "enhancing", "recognizing", "completed"]
+
+
+def make_job(owner) -> Job:
+    asset = Asset.objects.create(
+        owner=owner, kind=Asset.Kind.IMAGE, original_name="x.jpg", sha256=f"{owner.pk:064d}",
+        size_bytes=3, content_type="image/jpeg", width=1, height=1,
+        file=ContentFile(b"abc", name="x.jpg"),
+    )
+    job = Job.objects.create(asset=asset)
+    job.advance(Stage.UPLOADING, progress=0)
+    return job
+
+
+async def connect(path, user):
+    token = await sync_to_async(lambda: str(RefreshToken.for_user(user).access_token))()
+    communicator = WebsocketCommunicator(application, f"{path}?token={token}", headers=[ORIGIN])
+    connected, code = await communicator.connect(timeout=5)
+    return communicator, connected, code
+
+
+async def test_stream_shows_every_stage_in_order(user, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    job = await sync_to_async(make_job)(user)
+    communicator, connected, _ = await connect("/ws/jobs/", user)
+    assert connected
+    first = await communicator.receive_json_from(timeout=5)
+    assert (first["job"], first["stage"]) == (job.pk, "uploading")  # current state first
+
+    def run_stages():
+        for stage in STAGES[1:]:
+            job.advance(stage)
+
+    await sync_to_async(run_stages)()
+    received = [await communicator.receive_json_from(timeout=5) for _ in STAGES[1:]]
+    assert [event["stage"] for event in received] == STAGES[1:]
+    assert received[-1] == {
+        "type": "job.stage", "job": job.pk, "asset": job.asset_id, "stage": "completed",
+        "progress": 100, "at": received[-1]["at"], "error": None,
+    }
+    await communicator.disconnect()
+
+
+async def test_late_subscriber_gets_the_current_state_first(user, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    job = await sync_to_async(make_job)(user)
+    await sync_to_async(job.advance)(Stage.DETECTING)
+    await sync_to_async(job.advance)(Stage.ENHANCING)
+    communicator, connected, _ = await connect(f"/ws/jobs/{job.pk}/", user)
+    assert connected
+    state = await communicator.receive_json_from(timeout=5)
+    assert (state["stage"], state["progress"]) == ("enhancing", 50)
+    await sync_to_async(job.fail)("The file could not be decoded.", "corrupt")
+    failed = await communicator.receive_json_from(timeout=5)
+    assert (failed["stage"], failed["error"]) == ("failed", "The file could not be decoded.")
+    await communicator.disconnect()
+
+
+async def test_events_of_a_rolled_back_change_are_never_sent(user, settings, tmp_path):
+    from django.db import transaction
+
+    settings.MEDIA_ROOT = tmp_path
+    job = await sync_to_async(make_job)(user)
+    communicator, _, _ = await connect(f"/ws/jobs/{job.pk}/", user)
+    await communicator.receive_json_from(timeout=5)
+
+    def advance_then_roll_back():
+        try:
+            with transaction.atomic():
+                job.advance(Stage.DETECTING)
+                raise RuntimeError("boom")
+        except RuntimeError:
+            pass
+
+    await sync_to_async(advance_then_roll_back)()
+    assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()
+
+
+async def test_other_users_jobs_are_closed_like_missing_ones_and_never_streamed(user, other_user, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    job = await sync_to_async(make_job)(user)
+    communicator, connected, code = await connect(f"/ws/jobs/{job.pk}/", other_user)
+    assert not connected and code == CLOSE_NOT_FOUND
+    missing, connected, code = await connect("/ws/jobs/999999/", other_user)
+    assert not connected and code == CLOSE_NOT_FOUND
+
+    snooper, connected, _ = await connect("/ws/jobs/", other_user)
+    assert connected
+    await sync_to_async(job.advance)(Stage.DETECTING)
+    assert await snooper.receive_nothing(timeout=0.5)
+    await snooper.disconnect()
+
+
+async def test_anonymous_cannot_connect():
+    communicator = WebsocketCommunicator(application, "/ws/jobs/", headers=[ORIGIN])
+    connected, _ = await communicator.connect(timeout=5)
+    assert not connected
