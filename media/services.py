@@ -29,6 +29,7 @@ from media.validation import (
     open_video,
     probe_file,
     sanitize_filename,
+    video_stream,
 )
 
 __all__ = [
@@ -127,9 +128,7 @@ def load_image(asset: Asset) -> np.ndarray:
     with open_original(asset) as fileobj:
         if asset.is_video:
             with open_video(fileobj) as container:
-                if not container.streams.video:
-                    raise RejectedUpload("The video has no video stream.", "no_frames", 400)
-                image = first_frame(container, container.streams.video[0])
+                image = first_frame(container, video_stream(container))
         else:
             image = decode_image(fileobj)
     return np.asarray(image)
@@ -146,9 +145,7 @@ def iter_video_frames(asset: Asset, every_seconds: float = 1.0, max_frames: int 
         raise ValueError("every_seconds must be positive.")
     yielded = 0
     with open_original(asset) as fileobj, open_video(fileobj) as container:
-        if not container.streams.video:
-            raise RejectedUpload("The video has no video stream.", "no_frames", 400)
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         stream.thread_type = "AUTO"
         fallback_fps = float(stream.average_rate or stream.guessed_rate or 25)
         start = None

@@ -33,7 +33,9 @@ IMAGE_FORMATS = {
     "GIF": ("gif", "image/gif"),
     "BMP": ("bmp", "image/bmp"),
     "TIFF": ("tiff", "image/tiff"),
+    "MPO": ("jpg", "image/jpeg"),  # cameras' multi-picture JPEGs: Pillow's JPEG opener returns them
 }
+IMAGE_OPENERS = ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"]
 
 IMAGE_SIGNATURES = (
     b"\xff\xd8\xff",  # JPEG
@@ -59,6 +61,14 @@ VIDEO_CONTAINERS = {
     "ogg": ("ogv", "video/ogg"),
     "asf": ("wmv", "video/x-ms-asf"),
 }
+
+VIDEO_SIGNATURES = (
+    (4, b"ftyp"),  # MP4, MOV
+    (0, b"\x1a\x45\xdf\xa3"),  # Matroska, WebM
+    (0, b"OggS"),
+    (0, b"FLV"),
+    (8, b"AVI "),
+)
 
 HEAD_BYTES = 64
 MAX_NAME_LENGTH = 200
@@ -127,7 +137,10 @@ def decode_image(fileobj: BinaryIO) -> Image.Image:
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """``image`` upright and as 8-bit RGB, by the module's conversion rules."""
-    image = ImageOps.exif_transpose(image)
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # unreadable EXIF: show the pixels as stored rather than refuse the photo
+        pass
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         image = Image.fromarray(_to_uint8(np.asarray(image)), "L")
     if image.mode == "P":
@@ -154,6 +167,10 @@ def _looks_like_image(head: bytes) -> bool:
     return is_webp or head.startswith(IMAGE_SIGNATURES)
 
 
+def _looks_like_video(head: bytes) -> bool:
+    return any(head[offset : offset + len(magic)] == magic for offset, magic in VIDEO_SIGNATURES)
+
+
 def _check_size(size: int, limit: int, kind: str) -> None:
     if size > limit:
         raise RejectedUpload(
@@ -170,10 +187,10 @@ def _open_image(fileobj: BinaryIO) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = limit  # the same value on every call, so threads agree
-            image = Image.open(fileobj, formats=list(IMAGE_FORMATS))
+            image = Image.open(fileobj, formats=IMAGE_OPENERS)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise _too_many_pixels(limit) from None
-    except Image.UnidentifiedImageError:
+    except (Image.UnidentifiedImageError, OSError, ValueError, EOFError):
         raise RejectedUpload("The image could not be read; the file is damaged.", "corrupt", 400) from None
     width, height = image.size
     if width * height > limit:
@@ -204,9 +221,13 @@ def _probe_image(fileobj: BinaryIO) -> ProbedMedia:
 def open_video(fileobj: BinaryIO) -> av.container.InputContainer:
     """Open a video container we accept, or raise RejectedUpload (415 for what is no video)."""
     fileobj.seek(0)
+    head = fileobj.read(HEAD_BYTES)
+    fileobj.seek(0)
     try:
         container = av.open(fileobj, mode="r")
     except (av.FFmpegError, UnicodeDecodeError, ValueError):
+        if _looks_like_video(head):
+            raise RejectedUpload("The video could not be read; the file is damaged.", "corrupt", 400) from None
         raise _unsupported() from None
     if not set(container.format.name.split(",")) & VIDEO_CONTAINERS.keys():
         container.close()
@@ -224,14 +245,23 @@ def _unsupported() -> RejectedUpload:
 
 
 def _no_frames() -> RejectedUpload:
-    return RejectedUpload("The video has no frame that can be decoded.", "no_frames", 400)
+    return RejectedUpload("The file has no video frame that can be decoded.", "no_frames", 400)
+
+
+def video_stream(container: av.container.InputContainer):
+    """The first video stream FFmpeg has a decoder for, or RejectedUpload("no_frames").
+
+    A stream without a decoder has no codec context, and decoding it crashes PyAV.
+    """
+    for stream in container.streams.video:
+        if stream.codec_context is not None:
+            return stream
+    raise _no_frames()
 
 
 def _probe_video(fileobj: BinaryIO, head: bytes) -> ProbedMedia:
     with open_video(fileobj) as container:
-        if not container.streams.video:
-            raise _no_frames()
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         ext, content_type = _video_type(container.format.name, head)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else None
@@ -279,11 +309,14 @@ def _duration(container, stream) -> float | None:
 
 def _scan_duration(container, stream) -> float:
     """The last packet's end time, for containers that do not declare a duration."""
-    container.seek(0)
     end = 0.0
-    for packet in container.demux(stream):
-        if packet.pts is not None and packet.time_base:
-            end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+    try:
+        container.seek(0)
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.time_base:
+                end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+    except av.FFmpegError:
+        pass  # a damaged tail: the duration up to it is what can be played
     return end
 
 

@@ -61,6 +61,13 @@ def test_exif_orientation_swaps_dimensions_and_rotates_pixels():
     assert_color(array[55, 20], samples.BLUE, tolerance=40)
 
 
+def test_camera_multi_picture_jpeg_is_a_jpeg():
+    data = samples.image_bytes(samples.solid(), "MPO", save_all=True, append_images=[samples.solid(samples.BLUE)])
+    probed = probe(data)
+    assert (probed.ext, probed.content_type) == ("jpg", "image/jpeg")
+    assert_color(pixels(probed)[10, 10], samples.RED)
+
+
 def test_animated_gif_gives_its_first_frame():
     probed = probe(samples.animated_gif())
     assert probed.ext == "gif"
@@ -173,6 +180,16 @@ def test_pixel_limit_comes_from_settings(settings, side):
 
 def test_audio_only_container_has_no_frames():
     assert rejection(samples.audio_only_mp4()) == ("no_frames", 400)
+
+
+def test_video_without_a_decoder_has_no_frames():
+    """A damaged sample description leaves the stream without a codec: PyAV would crash decoding it."""
+    data = samples.synthetic_video().replace(b"stsd", b"sts\xe0", 1)
+    assert rejection(data) == ("no_frames", 400)
+
+
+def test_damaged_video_container_is_corrupt_not_unsupported():
+    assert rejection(b"\x00\x00\x00\x18ftypisom" + b"\xff" * 200) == ("corrupt", 400)
 
 
 def test_video_over_the_duration_limit_is_too_long(settings):
