@@ -26,6 +26,7 @@ from media.validation import (
     RejectedUpload,
     decode_image,
     first_frame,
+    frame_pixels,
     open_video,
     probe_file,
     sanitize_filename,
@@ -156,7 +157,7 @@ def iter_video_frames(asset: Asset, every_seconds: float = 1.0, max_frames: int 
             timestamp = time - start
             if timestamp + 1e-6 < next_time:
                 continue
-            yield VideoFrame(index=index, timestamp=timestamp, image=frame.to_ndarray(format="rgb24"))
+            yield VideoFrame(index=index, timestamp=timestamp, image=frame_pixels(frame))
             yielded += 1
             if max_frames is not None and yielded >= max_frames:
                 return

@@ -9,7 +9,7 @@ agree): EXIF orientation is applied; transparency is composited on white (a tran
 background reads as white, as browsers show it); palette, grayscale, CMYK and other modes
 become RGB; 16-bit and 32-bit integer images are scaled down to 8 bits; float images are
 taken as 0..1 when their maximum is at most 1, else clipped to 0..255; animations give their
-first frame.
+first frame. Video frames are turned upright by the container's rotation (display matrix).
 """
 
 from __future__ import annotations
@@ -281,13 +281,20 @@ def _probe_video(fileobj: BinaryIO, head: bytes) -> ProbedMedia:
 
 
 def first_frame(container: av.container.InputContainer, stream) -> Image.Image:
-    """The first decodable frame of ``stream`` as RGB, or RejectedUpload("no_frames")."""
+    """The first decodable frame of ``stream`` as upright RGB, or RejectedUpload("no_frames")."""
     try:
         for frame in container.decode(stream):
-            return frame.to_image()
+            return Image.fromarray(frame_pixels(frame))
     except av.FFmpegError:
         pass
     raise _no_frames()
+
+
+def frame_pixels(frame: av.VideoFrame) -> np.ndarray:
+    """H×W×3 uint8 RGB, turned as the container's display matrix says (phones record sideways)."""
+    pixels = frame.to_ndarray(format="rgb24")
+    quarter_turns = round((frame.rotation or 0) / 90) % 4  # counter-clockwise, as np.rot90 turns
+    return np.ascontiguousarray(np.rot90(pixels, quarter_turns)) if quarter_turns else pixels
 
 
 def _video_type(demuxer: str, head: bytes) -> tuple[str, str]:

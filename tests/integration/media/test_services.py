@@ -201,6 +201,15 @@ def test_synthetic_video_is_ingested_and_sampled(user):
     assert load_image(asset).shape == (48, 64, 3)
 
 
+def test_sideways_video_frames_are_upright(user):
+    asset = ingest_upload(user, upload(samples.sideways_phone_video(), "portrait.mp4")).asset
+    assert (asset.width, asset.height) == (48, 64)
+    frame = next(iter_video_frames(asset))
+    assert frame.image.shape == (64, 48, 3)
+    assert frame.image[5, 24, 0] > 200 and frame.image[58, 24, 2] > 200
+    assert load_image(asset).shape == (64, 48, 3)
+
+
 def test_real_videos_are_sampled_once_a_second(user, faces_dir):
     for name, size, fps, frames, seconds in [
         ("short_hamilton_clip.mp4", (640, 360), 29.97, 275, 9),

@@ -77,6 +77,27 @@ def synthetic_video(frames: int = 10, fps: int = 5, size=(64, 48), codec: str = 
     return buffer.getvalue()
 
 
+def sideways_phone_video() -> bytes:
+    """Frames stored 64×48 (red left, blue right) in an MP4 whose track matrix says "turn 90°
+    clockwise to show", as phones record portrait video: shown 48×64 with red on top."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=5)
+        stream.width, stream.height = 64, 48
+        stream.pix_fmt = "yuv420p"
+        pixels = np.asarray(left_red_right_blue((64, 48)))
+        for _ in range(3):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    data = bytearray(buffer.getvalue())
+    # tkhd (version 0): 4 type, 4 version/flags, 20 times, id and duration, 8 reserved, 8 layer to volume.
+    matrix = data.index(b"tkhd") + 44
+    data[matrix : matrix + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 48 << 16, 0, 0x40000000)
+    return bytes(data)
+
+
 def audio_only_mp4(seconds: float = 0.5) -> bytes:
     buffer = io.BytesIO()
     rate = 44100

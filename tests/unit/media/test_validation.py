@@ -134,6 +134,13 @@ def test_synthetic_video_is_measured():
     assert pixels(probed).shape == (48, 64, 3)
 
 
+def test_sideways_phone_video_is_turned_upright():
+    probed = probe(samples.sideways_phone_video())
+    assert (probed.width, probed.height) == (48, 64)
+    assert_color(pixels(probed)[5, 24], samples.RED, 16)
+    assert_color(pixels(probed)[58, 24], samples.BLUE, 16)
+
+
 def test_webm_and_mkv_are_told_apart():
     assert probe(samples.synthetic_video(codec="libvpx", fmt="webm")).ext == "webm"
     assert probe(samples.synthetic_video(fmt="matroska")).ext == "mkv"
