@@ -182,4 +182,4 @@ def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def chips_to_uint8(chips: torch.Tensor) -> np.ndarray:
     """(N, 3, S, S) float 0..255 → (N, S, S, 3) uint8, rounded like dlib's pixel assignment."""
-    return chips.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return np.ascontiguousarray(chips.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())

@@ -32,7 +32,7 @@ SIZE_FULL_PX = 112.0
 SHARPNESS_HALF = 30.0  # Laplacian variance (grey levels²) that scores 0.5
 CONTRAST_FULL = 40.0  # grey-level standard deviation that scores 1
 YAW_ZERO = 0.45  # |nose offset| / eye distance where frontalness reaches 0
-PITCH_CENTRE, PITCH_ZERO = 0.55, 0.40
+PITCH_CENTRE, PITCH_ZERO = 0.585, 0.40  # centre: the fitted template's nose height
 WEIGHTS = {"size": 0.3, "sharpness": 0.25, "exposure": 0.2, "frontalness": 0.25}
 COMPONENT_FLOOR = 0.01
 
@@ -133,6 +133,5 @@ def normalise_low_light(chips: torch.Tensor) -> torch.Tensor:
         return chips
     mean = face_region(grey(chips)).flatten(1).mean(dim=1).clamp(1.0, 254.0)
     gamma = torch.log(torch.tensor(LOW_LIGHT_TARGET / 255.0)) / torch.log(mean / 255.0)
-    gamma = torch.where(mean < LOW_LIGHT_MEAN, gamma, torch.ones_like(gamma))
     lifted = 255.0 * (chips.clamp(0, 255) / 255.0) ** gamma[:, None, None, None]
-    return lifted
+    return torch.where((mean < LOW_LIGHT_MEAN)[:, None, None, None], lifted, chips)
