@@ -6,6 +6,7 @@ from config import health
 
 api_v1 = [
     path("", include("accounts.api_urls")),
+    path("", include("recognition.api_urls")),
 ]
 
 urlpatterns = [

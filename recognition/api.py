@@ -1,0 +1,491 @@
+"""Recognition API: assets (uploads), jobs, faces, subjects and their examples, recognize, verify.
+
+Thin views: querysets are owner-scoped in ``get_queryset`` (other users' rows answer 404), the
+work happens in services, enrollment and matching, and domain refusals become the API's JSON
+error format (``message``, ``status``, ``code``) in one place, ``RefusalsAsErrors``.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from django.conf import settings
+from django.db import IntegrityError
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, prefetch_related_objects
+from django.http import FileResponse, HttpResponse
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.filters import OrderingFilter
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from accounts.ownership import OwnedQuerysetMixin, owned_by
+from media.models import Asset
+from media.validation import RejectedUpload, probe_file
+from recognition import enrollment, jobs, matching, search, services
+from recognition import serializers as api
+from recognition.models import Face, Job, Stage, Subject
+
+JOB_EVENTS_DOC = """
+
+**Live progress over WebSocket.** Connect to `ws/jobs/` (every job of yours) or `ws/jobs/<id>/`
+(one job; closed with code 4404 when it is not yours). Authenticate with the session cookie or
+with `?token=<JWT access token>`. The current state of the job(s) is sent first, then one JSON
+message per change:
+
+    {"type": "job.stage", "job": 12, "asset": 7, "stage": "detecting", "progress": 10,
+     "at": "2026-11-22T10:00:00.123456+00:00", "error": null}
+
+`stage` goes `uploading → detecting → enhancing → recognizing → completed`, or ends `failed`
+with `error` set. Send `{"type": "state"}` to get the current state again."""
+
+BINARY_FILE = {(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: api.ErrorSerializer}
+JPEG = {(200, "image/jpeg"): OpenApiTypes.BINARY, 404: api.ErrorSerializer}
+SIMILAR_LIMIT = 20
+SIMILAR_MAX_LIMIT = 100
+
+
+def error_response(message: str, code: str, status_code: int, **extra) -> Response:
+    """The API's error format (config.api), for refusals raised by our own services."""
+    return Response({"message": message, "status": status_code, "code": code, **extra}, status=status_code)
+
+
+class FaceNotFound(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class RefusalsAsErrors:
+    """Domain exceptions → JSON errors; everything else goes to DRF's handler as usual."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, RejectedUpload):
+            return error_response(exc.message, exc.code, exc.status)
+        if isinstance(exc, enrollment.EnrollmentError):
+            extra = {"faces": exc.faces} if exc.faces else {}
+            return error_response(exc.message, exc.code, exc.status, **extra)
+        if isinstance(exc, services.RealtimeUnavailable):
+            return error_response(str(exc), "realtime_unavailable", status.HTTP_503_SERVICE_UNAVAILABLE)
+        if isinstance(exc, services.RealtimeFailed):
+            return error_response(str(exc), "realtime_failed", status.HTTP_502_BAD_GATEWAY)
+        if isinstance(exc, matching.FaceUnavailable):
+            return error_response(str(exc), "face_unavailable", status.HTTP_404_NOT_FOUND)
+        if isinstance(exc, FaceNotFound):
+            return error_response(exc.message, "not_found", status.HTTP_404_NOT_FOUND)
+        return super().handle_exception(exc)
+
+
+def analyze_on_realtime_worker(asset: Asset) -> dict:
+    return services.run_realtime(jobs.analyze_stored_photo, asset.pk)
+
+
+def analyze_photo_upload(upload, label: str = "The photo") -> dict:
+    """Validate one photo in this process (cheap, clear 4xx), then find its faces on the
+    realtime worker. Raises RejectedUpload or the realtime errors."""
+    limit = settings.SIGHTLINE_REALTIME_MAX_BYTES
+    if upload.size > limit:
+        raise RejectedUpload(f"{label} is {upload.size} bytes; the largest accepted here is {limit} bytes.",
+                             "too_large", 413)
+    if probe_file(upload, upload.size).kind != Asset.Kind.IMAGE:
+        raise RejectedUpload(f"{label} must be an image, not a video.", "not_an_image", 415)
+    upload.seek(0)
+    analysis = services.run_realtime(jobs.analyze_photo_bytes, upload.read())
+    if "rejected" in analysis:
+        rejected = analysis["rejected"]
+        raise RejectedUpload(rejected["message"], rejected["code"], rejected["status"])
+    return analysis
+
+
+# --- assets --------------------------------------------------------------------------------
+
+
+class AssetFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(choices=Asset.Kind.choices)
+    created_after = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte",
+                                              label="Created on or after this date (YYYY-MM-DD).")
+    created_before = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte",
+                                               label="Created on or before this date (YYYY-MM-DD).")
+    subject = django_filters.NumberFilter(method="filter_subject", label="Assets with a face of this subject.")
+
+    class Meta:
+        model = Asset
+        fields = ["kind", "created_after", "created_before", "subject"]
+
+    def filter_subject(self, queryset, name, value):
+        return queryset.filter(Exists(Face.objects.filter(asset=OuterRef("pk"), subject_id=value)))
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["assets"], summary="Your uploaded photos and videos"),
+    retrieve=extend_schema(tags=["assets"], summary="One asset with its latest job, face count and tags"),
+    destroy=extend_schema(tags=["assets"], summary="Delete an asset with its files, faces, tags and jobs"),
+)
+class AssetViewSet(RefusalsAsErrors, OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                   mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    queryset = Asset.objects.all()
+    serializer_class = api.AssetSerializer
+    parser_classes = [MultiPartParser, FormParser]
+    filter_backends = [DjangoFilterBackend, OrderingFilter]
+    filterset_class = AssetFilter
+    ordering_fields = ["created_at", "size_bytes", "original_name", "kind"]
+    ordering = ["-created_at", "-id"]
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action in ("list", "retrieve", "create"):
+            queryset = queryset.annotate(face_count=Count("faces")).prefetch_related(
+                Prefetch("jobs", queryset=Job.objects.order_by("-created_at", "-id"), to_attr="jobs_newest_first"),
+                "tags",
+            )
+        return queryset
+
+    @extend_schema(
+        tags=["assets"],
+        summary="Upload a photo or a video",
+        description="The file is validated by its content and stored; a new file starts a processing job "
+                    "(202). The same bytes uploaded again answer 200 with the asset you already have and its "
+                    "latest job." + JOB_EVENTS_DOC,
+        request={"multipart/form-data": api.UploadSerializer},
+        responses={
+            202: api.UploadResponseSerializer,
+            200: api.UploadResponseSerializer,
+            400: api.ErrorSerializer,
+            413: api.ErrorSerializer,
+            415: api.ErrorSerializer,
+        },
+    )
+    def create(self, request, *args, **kwargs):
+        serializer = api.UploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["file"]
+        outcome = services.upload(request.user, upload, upload.name)
+        asset = self.get_queryset().get(pk=outcome.asset.pk)
+        context = self.get_serializer_context()
+        job = api.JobSerializer(outcome.job, context=context).data if outcome.job else None
+        body = {"asset": api.AssetSerializer(asset, context=context).data, "job": job,
+                "job_url": job["url"] if job else None}
+        return Response(body, status=status.HTTP_202_ACCEPTED if outcome.created else status.HTTP_200_OK)
+
+    @extend_schema(tags=["assets"], summary="The stored original file", responses=BINARY_FILE)
+    @action(detail=True, methods=["get"])
+    def file(self, request, pk=None):
+        asset = self.get_object()
+        return FileResponse(asset.file.storage.open(asset.file.name, "rb"), filename=asset.original_name,
+                            content_type=asset.content_type)
+
+    @extend_schema(tags=["assets"], summary="The asset's JPEG thumbnail", responses=JPEG)
+    @action(detail=True, methods=["get"])
+    def thumbnail(self, request, pk=None):
+        asset = self.get_object()
+        if not asset.thumbnail:
+            return error_response("This asset has no thumbnail.", "not_found", status.HTTP_404_NOT_FOUND)
+        stem = asset.original_name.rsplit(".", 1)[0]
+        return FileResponse(asset.thumbnail.storage.open(asset.thumbnail.name, "rb"),
+                            filename=f"{stem}-thumbnail.jpg", content_type="image/jpeg")
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+class JobFilter(django_filters.FilterSet):
+    stage = django_filters.ChoiceFilter(choices=Stage.choices)
+    asset = django_filters.NumberFilter(field_name="asset_id")
+
+    class Meta:
+        model = Job
+        fields = ["stage", "asset"]
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["jobs"], summary="Your processing jobs",
+                       description="Poll here, or stream." + JOB_EVENTS_DOC),
+    retrieve=extend_schema(tags=["jobs"], summary="One job: stage, progress, timings, error",
+                           description="Poll here, or stream." + JOB_EVENTS_DOC),
+)
+class JobViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Job.objects.all()
+    serializer_class = api.JobSerializer
+    owner_field = "asset__owner"
+    filterset_class = JobFilter
+
+    @extend_schema(
+        tags=["jobs"],
+        summary="Process the job's asset again",
+        description="Starts a new job (the old one stays as history). Refused with 409 while the asset "
+                    "still has a job in progress." + JOB_EVENTS_DOC,
+        request=None,
+        responses={202: api.JobSerializer, 409: api.ErrorSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def rerun(self, request, pk=None):
+        job = self.get_object()
+        running = Job.objects.active().filter(asset_id=job.asset_id).first()
+        if running is not None:
+            return error_response(
+                f"This asset is still being processed (job {running.pk}); re-run it once that job ends.",
+                "job_in_progress", status.HTTP_409_CONFLICT,
+            )
+        new_job = services.rerun(job)
+        return Response(api.JobSerializer(new_job, context=self.get_serializer_context()).data,
+                        status=status.HTTP_202_ACCEPTED)
+
+
+# --- faces ---------------------------------------------------------------------------------
+
+
+class FaceFilter(django_filters.FilterSet):
+    asset = django_filters.NumberFilter(field_name="asset_id")
+    subject = django_filters.NumberFilter(field_name="subject_id")
+    unknown = django_filters.BooleanFilter(field_name="subject", lookup_expr="isnull",
+                                           label="true: faces nobody has been recognised in.")
+    is_example = django_filters.BooleanFilter()
+
+    class Meta:
+        model = Face
+        fields = ["asset", "subject", "unknown", "is_example"]
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["faces"], summary="Detected faces"),
+    retrieve=extend_schema(tags=["faces"], summary="One face"),
+)
+class FaceViewSet(RefusalsAsErrors, OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                  viewsets.GenericViewSet):
+    queryset = Face.objects.select_related("subject")
+    serializer_class = api.FaceSerializer
+    filterset_class = FaceFilter
+
+    @extend_schema(
+        tags=["faces"],
+        summary="Say who the face is",
+        description="`subject`: one of your subjects, or null for unknown. An example face moved to another "
+                    "subject teaches that subject instead; made unknown, it stops being an example.",
+        request=api.FaceSubjectSerializer,
+        responses={200: api.FaceSerializer, 400: api.ErrorSerializer},
+    )
+    def partial_update(self, request, *args, **kwargs):
+        face = self.get_object()
+        serializer = api.FaceSubjectSerializer(face, data=request.data)
+        serializer.is_valid(raise_exception=True)
+        enrollment.assign_subject(face, serializer.validated_data["subject"])
+        return Response(self.get_serializer(face).data)
+
+    @extend_schema(
+        tags=["faces"],
+        summary="The face as a JPEG crop",
+        description="Cropped with a margin from the photo, or from the sampled video frame the face was found in.",
+        responses=JPEG,
+    )
+    @action(detail=True, methods=["get"])
+    def crop(self, request, pk=None):
+        face = self.get_object()
+        return HttpResponse(matching.face_crop_jpeg(face), content_type="image/jpeg")
+
+    @extend_schema(
+        tags=["faces"],
+        summary="Find this face everywhere",
+        description="Your other faces nearest to this one (Euclidean distance of the embeddings, nearest "
+                    "first; under 0.6 is usually the same person).",
+        parameters=[
+            OpenApiParameter("limit", int, description=f"How many (default {SIMILAR_LIMIT}, "
+                                                       f"at most {SIMILAR_MAX_LIMIT})."),
+            OpenApiParameter("max_distance", float, description="Leave out faces further than this."),
+        ],
+        responses={200: api.SimilarFaceSerializer(many=True)},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def similar(self, request, pk=None):
+        face = self.get_object()
+        params = SimilarParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        limit = params.validated_data["limit"]
+        nearest = search.similar_faces(face.owner_id, face.embedding, limit=limit + 1,
+                                       max_distance=params.validated_data.get("max_distance"))
+        faces = [other for other in nearest if other.pk != face.pk][:limit]
+        prefetch_related_objects(faces, "subject")
+        return Response(api.SimilarFaceSerializer(faces, many=True, context=self.get_serializer_context()).data)
+
+
+class SimilarParams(serializers.Serializer):
+    limit = serializers.IntegerField(default=SIMILAR_LIMIT, min_value=1, max_value=SIMILAR_MAX_LIMIT)
+    max_distance = serializers.FloatField(required=False, min_value=0.0)
+
+
+# --- subjects and examples -----------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["subjects"], summary="Your known people"),
+    retrieve=extend_schema(tags=["subjects"]),
+    create=extend_schema(tags=["subjects"], summary="Add a person (names are unique per user, ignoring case)"),
+    update=extend_schema(tags=["subjects"]),
+    partial_update=extend_schema(tags=["subjects"]),
+    destroy=extend_schema(tags=["subjects"], summary="Delete a person; their faces stay, as unknown"),
+)
+class SubjectViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ModelViewSet):
+    queryset = Subject.objects.all()
+    serializer_class = api.SubjectSerializer
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    filter_backends = [OrderingFilter]
+    ordering_fields = ["name", "created_at"]
+
+    def get_queryset(self):
+        return super().get_queryset().annotate(
+            face_count=Count("faces"), example_count=Count("faces", filter=Q(faces__is_example=True))
+        )
+
+    def perform_create(self, serializer):
+        try:
+            super().perform_create(serializer)
+        except IntegrityError:  # a concurrent request created the same name first
+            raise serializers.ValidationError({"name": ["You already have a subject with this name."]}) from None
+
+    def perform_update(self, serializer):
+        try:
+            serializer.save()
+        except IntegrityError:
+            raise serializers.ValidationError({"name": ["You already have a subject with this name."]}) from None
+
+    def perform_destroy(self, instance):
+        enrollment.delete_subject(instance)
+
+    @extend_schema(methods=["GET"], tags=["subjects"], summary="The subject's example faces",
+                   responses=api.FaceSerializer(many=True))
+    @extend_schema(
+        methods=["POST"],
+        tags=["subjects"],
+        summary="Enrol an example face",
+        description="Either upload a photo (`file`) showing exactly one face, or name which face with "
+                    "`face_index` (biggest first; a 400 lists the faces found when there is no single one), "
+                    "or send `face_id`, one of your detected faces. A new photo is stored and processed like "
+                    "an upload; a photo stored only for a refused enrolment is deleted again.",
+        request={"multipart/form-data": api.ExampleCreateSerializer, "application/json": api.ExampleCreateSerializer},
+        responses={
+            201: api.FaceSerializer,
+            400: api.EnrollmentErrorSerializer,
+            413: api.ErrorSerializer,
+            415: api.ErrorSerializer,
+            503: api.ErrorSerializer,
+        },
+    )
+    @action(detail=True, methods=["get", "post"], filter_backends=[])
+    def examples(self, request, pk=None):
+        subject = self.get_object()
+        if request.method == "GET":
+            page = self.paginate_queryset(subject.faces.examples().select_related("subject"))
+            return self.get_paginated_response(
+                api.FaceSerializer(page, many=True, context=self.get_serializer_context()).data
+            )
+        serializer = api.ExampleCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if "face_id" in data:
+            face = owned_by(Face.objects.all(), request.user).filter(pk=data["face_id"]).first()
+            if face is None:
+                raise serializers.ValidationError({"face_id": [f"You have no face with id {data['face_id']}."]})
+            enrollment.enroll_face(subject, face)
+        else:
+            upload = data["file"]
+            face = enrollment.enroll_photo(subject, upload, upload.name, analyze_on_realtime_worker,
+                                           face_index=data.get("face_index")).face
+        face = Face.objects.select_related("subject").get(pk=face.pk)
+        return Response(api.FaceSerializer(face, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        tags=["subjects"],
+        summary="Un-enrol an example face",
+        description="The face stops being an example; it keeps its subject (it still shows that person). "
+                    "To make it unknown, PATCH the face with `subject: null`.",
+        request=None,
+        responses={204: None, 404: api.ErrorSerializer},
+    )
+    @action(detail=True, methods=["delete"], url_path=r"examples/(?P<face_id>[0-9]+)", filter_backends=[])
+    def remove_example(self, request, pk=None, face_id=None):
+        subject = self.get_object()
+        face = subject.faces.examples().filter(pk=face_id).first()
+        if face is None:
+            raise FaceNotFound(f"Face {face_id} is not an example of this subject.")
+        enrollment.unenroll_face(face)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- recognize and verify ------------------------------------------------------------------
+
+
+REALTIME_ERRORS = {
+    400: api.ErrorSerializer,
+    413: api.ErrorSerializer,
+    415: api.ErrorSerializer,
+    502: api.ErrorSerializer,
+    503: OpenApiResponse(api.ErrorSerializer, description="No recognition worker answered in time."),
+}
+
+
+@extend_schema(
+    tags=["recognition"],
+    summary="Who is in this photo? (1:N, nothing stored)",
+    description="Finds every face and matches it against your enrolled subjects: the match within "
+                "`threshold` (or null for unknown) and the top `limit` candidates with distances. The photo "
+                "is analysed by a recognition worker while the request waits; nothing is stored.",
+    request={"multipart/form-data": api.RecognizeSerializer},
+    responses={200: api.RecognitionSerializer, **REALTIME_ERRORS},
+)
+class RecognizeView(RefusalsAsErrors, GenericAPIView):
+    serializer_class = api.RecognizeSerializer
+    parser_classes = [MultiPartParser, FormParser]
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        analysis = analyze_photo_upload(data["file"])
+        return Response(matching.recognition_result(request.user.pk, analysis, data["limit"], data.get("threshold")))
+
+
+@extend_schema(
+    tags=["recognition"],
+    summary="Are these the same person? (1:1)",
+    description="Two photos (`file1`, `file2`: the biggest face of each, analysed by a recognition worker) or "
+                "two of your face ids (`face1`, `face2`: compared from their stored embeddings).",
+    request={"multipart/form-data": api.VerifySerializer, "application/json": api.VerifySerializer},
+    responses={200: api.VerificationSerializer, 404: api.ErrorSerializer, **REALTIME_ERRORS},
+)
+class VerifyView(RefusalsAsErrors, GenericAPIView):
+    serializer_class = api.VerifySerializer
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if "face1" in data:
+            faces = owned_by(Face.objects.all(), request.user).in_bulk([data["face1"], data["face2"]])
+            for field in ("face1", "face2"):
+                if data[field] not in faces:
+                    raise FaceNotFound(f"{field}: you have no face with id {data[field]}.")
+            first, second = faces[data["face1"]], faces[data["face2"]]
+            result = matching.verification_result(
+                first.embedding, second.embedding,
+                [matching.stored_face_summary(first), matching.stored_face_summary(second)], data.get("threshold"),
+            )
+            return Response(result)
+        biggest = []
+        for field in ("file1", "file2"):
+            analysis = analyze_photo_upload(data[field], label=field)
+            if not analysis["faces"]:
+                raise enrollment.EnrollmentError(f"No face was found in {field}.", "no_face")
+            biggest.append(analysis["faces"][0])
+        result = matching.verification_result(
+            biggest[0]["embedding"], biggest[1]["embedding"], [matching.face_summary(f) for f in biggest],
+            data.get("threshold"),
+        )
+        return Response(result)

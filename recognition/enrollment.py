@@ -1,0 +1,170 @@
+"""Subjects and their example faces: enrol from a photo or from a detected face, un-enrol,
+assign a face to a subject, delete a subject.
+
+Enrolling from a photo stores it like any upload, asks a model process for its faces (the
+caller says how: the API waits on the realtime worker, a command runs the engine in-process),
+then keeps exactly one face as the example. A photo stored only for an enrolment that failed is
+deleted again, so a refused enrolment leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.db import transaction
+
+from media import services as media_services
+from media.models import Asset
+from media.validation import RejectedUpload
+from recognition import services
+from recognition.models import Face, Job, Subject
+
+# A detection this close (IoU) to a face already stored for the photo is that same face.
+SAME_FACE_IOU = 0.5
+
+# Takes a stored photo, returns ``jobs.analyze_stored_photo``'s payload.
+PhotoAnalyzer = Callable[[Asset], dict]
+
+
+class EnrollmentError(Exception):
+    """An enrolment we refuse; ``faces`` lists what was found so the caller can choose one."""
+
+    def __init__(self, message: str, code: str, status: int = 400, faces: list[dict] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+        self.faces = faces or []
+
+
+@dataclass
+class Enrollment:
+    face: Face
+    asset: Asset
+    job: Job | None  # the processing job started for a newly stored photo
+    created_asset: bool
+    found_faces: list[dict] = field(default_factory=list)
+
+
+def face_choices(faces: list[dict]) -> list[dict]:
+    """What a caller needs to pick a face: its index, box and detector score."""
+    return [{"index": i, "box": face["box"], "score": round(face["score"], 4)} for i, face in enumerate(faces)]
+
+
+def choose_face(faces: list[dict], face_index: int | None) -> dict:
+    """The one face to enrol: the only one, or the caller's choice; otherwise say why not."""
+    choices = face_choices(faces)
+    if face_index is not None:
+        if 0 <= face_index < len(faces):
+            return faces[face_index]
+        raise EnrollmentError(
+            f"face_index {face_index} is out of range: the photo has {len(faces)} face(s).",
+            "face_index_out_of_range", faces=choices,
+        )
+    if not faces:
+        raise EnrollmentError("No face was found in this photo; an example needs exactly one face.", "no_face")
+    if len(faces) > 1:
+        raise EnrollmentError(
+            f"{len(faces)} faces were found in this photo; say which one to enrol with face_index "
+            f"(0 to {len(faces) - 1}, biggest face first).",
+            "several_faces", faces=choices,
+        )
+    return faces[0]
+
+
+def enroll_photo(subject: Subject, uploaded_file, original_name: str | None, analyze: PhotoAnalyzer,
+                 face_index: int | None = None) -> Enrollment:
+    """Store the photo for the subject's owner, find its faces, and enrol one as an example.
+
+    Raises RejectedUpload (the file), EnrollmentError (the faces), or whatever ``analyze``
+    raises (services.RealtimeUnavailable, say); a photo newly stored for this call is deleted
+    again in every one of those cases.
+    """
+    # Committed before the analysis: a worker process reads the photo from the database.
+    ingested = media_services.ingest_upload(subject.owner, uploaded_file, original_name)
+    asset = ingested.asset
+    try:
+        if asset.kind != Asset.Kind.IMAGE:
+            raise EnrollmentError("An example must be a photo, not a video.", "not_an_image", 415)
+        analysis = analyze(asset)
+        if "rejected" in analysis:
+            rejected = analysis["rejected"]
+            raise RejectedUpload(rejected["message"], rejected["code"], rejected["status"])
+        chosen = choose_face(analysis["faces"], face_index)
+        with transaction.atomic():
+            face = _example_face(subject, asset, chosen, analysis["model_version"])
+            job = services.start_processing(asset) if ingested.created else None
+    except BaseException:
+        if ingested.created:
+            asset.delete()
+        raise
+    return Enrollment(face, asset, job, ingested.created, analysis["faces"])
+
+
+def _example_face(subject: Subject, asset: Asset, found: dict, model_version: str) -> Face:
+    """The photo's stored face at that place (already processed photos), else a new one."""
+    stored = [f for f in Face.objects.select_for_update().filter(asset=asset, frame_index__isnull=True)]
+    same = max(stored, key=lambda f: iou(f.box, found["box"]), default=None)
+    if same is not None and iou(same.box, found["box"]) >= SAME_FACE_IOU:
+        return enroll_face(subject, same)
+    return Face.objects.create(
+        asset=asset,
+        owner_id=asset.owner_id,
+        box=found["box"],
+        landmarks=found["landmarks"],
+        score=found["score"],
+        quality=found["quality"],
+        embedding=np.asarray(found["embedding"], dtype=np.float32),
+        model_version=model_version,
+        subject=subject,
+        is_example=True,
+    )
+
+
+def enroll_face(subject: Subject, face: Face) -> Face:
+    """Make an existing face an example of ``subject``; both must belong to the same owner."""
+    if face.owner_id != subject.owner_id:
+        raise EnrollmentError("This face belongs to someone else's photo.", "foreign_face")
+    face.subject = subject
+    face.is_example = True
+    face.match_distance = None  # chosen by a person, not matched
+    face.save(update_fields=["subject", "is_example", "match_distance"])
+    return face
+
+
+def unenroll_face(face: Face) -> Face:
+    """Stop using the face as an example. It keeps its subject: it still shows that person."""
+    face.is_example = False
+    face.save(update_fields=["is_example"])
+    return face
+
+
+def assign_subject(face: Face, subject: Subject | None) -> Face:
+    """A person's correction of who a face is (``None``: unknown). An example face moved to
+    another subject teaches that subject instead; one made unknown is no longer an example."""
+    if subject is not None and subject.owner_id != face.owner_id:
+        raise EnrollmentError("This subject belongs to someone else.", "foreign_subject")
+    face.subject = subject
+    face.match_distance = None
+    if subject is None:
+        face.is_example = False
+    face.save(update_fields=["subject", "match_distance", "is_example"])
+    return face
+
+
+def delete_subject(subject: Subject) -> None:
+    """Delete the subject; its faces stay, as unknown (examples stop being examples first,
+    since an example must have a subject)."""
+    with transaction.atomic():
+        subject.faces.filter(is_example=True).update(is_example=False)
+        subject.delete()
+
+
+def iou(a, b) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
