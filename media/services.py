@@ -90,21 +90,23 @@ def ingest_upload(owner, uploaded_file: BinaryIO, original_name: str | None = No
         fps=probed.fps,
         frame_count=probed.frame_count,
     )
-    uploaded_file.seek(0)
-    asset.file.save(f"upload.{probed.ext}", File(uploaded_file), save=False)
-    asset.thumbnail.save("thumbnail.jpg", ContentFile(make_thumbnail(probed.preview)), save=False)
     try:
+        uploaded_file.seek(0)
+        asset.file.save(f"upload.{probed.ext}", File(uploaded_file), save=False)
+        asset.thumbnail.save("thumbnail.jpg", ContentFile(make_thumbnail(probed.preview)), save=False)
         with transaction.atomic():
             asset.save()
     except IntegrityError:
         # A concurrent upload of the same bytes won (our INSERT waited for its commit):
         # drop our copy and hand back theirs.
-        asset.file.delete(save=False)
-        asset.thumbnail.delete(save=False)
+        _delete_stored_files(asset)
         winner = Asset.objects.filter(owner=owner, sha256=sha256).first()
         if winner is None:
             raise
         return IngestResult(winner, created=False)
+    except BaseException:
+        _delete_stored_files(asset)  # no row will point at them
+        raise
     return IngestResult(asset, created=True)
 
 
@@ -185,6 +187,12 @@ def _decoded_frames(container, stream):
         yield from container.decode(stream)
     except av.FFmpegError:
         return
+
+
+def _delete_stored_files(asset: Asset) -> None:
+    for stored in (asset.file, asset.thumbnail):
+        if stored:
+            stored.delete(save=False)
 
 
 def _size_of(fileobj: BinaryIO) -> int:

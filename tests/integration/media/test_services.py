@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
-from django.db import transaction
+from django.db import OperationalError, transaction
 from PIL import Image
 
 from media.models import Asset
@@ -110,6 +110,16 @@ def test_losing_a_concurrent_race_returns_the_winners_asset(user, media_root, mo
         assert Asset.objects.count() == 1  # the surrounding transaction is still usable
     assert (result.asset.pk, result.created) == (winner.pk, False)
     assert stored_files(media_root) == files_before
+
+
+def test_a_failed_insert_leaves_no_files_behind(user, media_root, monkeypatch):
+    def database_gone(*args, **kwargs):
+        raise OperationalError("server closed the connection")
+
+    monkeypatch.setattr(Asset, "save", database_gone)
+    with pytest.raises(OperationalError):
+        ingest_upload(user, upload(samples.image_bytes(samples.solid(), "PNG")))
+    assert stored_files(media_root) == []
 
 
 @pytest.mark.parametrize(
