@@ -86,7 +86,7 @@ class Job(models.Model):
             previous["ended_at"] = now.isoformat()
             started = datetime.fromisoformat(previous["started_at"])
             previous["seconds"] = round((now - started).total_seconds(), 4)
-        if stage not in TERMINAL_STAGES and stage != self.stage:
+        if stage not in TERMINAL_STAGES and (stage != self.stage or stage not in self.timings):
             self.timings[stage] = {"started_at": now.isoformat()}
         self.stage = stage
         self.progress = progress if progress is not None else STAGE_PROGRESS.get(stage, self.progress)

@@ -100,8 +100,8 @@ def _rq_job(job: Job) -> RQJob | None:
 def recover_stuck_jobs(grace: timedelta = timedelta(seconds=60), include_failed: bool = False) -> Recovery:
     """Find jobs that no worker will finish and queue them again (or fail them for good).
 
-    Stuck means: its rq job is gone, failed, or started by a worker that has died. Jobs
-    touched within ``grace`` are left alone (they may be between commit and enqueue).
+    Stuck means: its rq job is gone, failed, or started by a worker that has died. A job with
+    no rq job that changed within ``grace`` is left alone (it may be between commit and enqueue).
     ``include_failed`` also re-queues jobs that ended ``failed`` (the operator's choice).
     """
     recovery = Recovery([], [])
@@ -120,7 +120,7 @@ def recover_stuck_jobs(grace: timedelta = timedelta(seconds=60), include_failed:
 
 def _sweep(recovery: Recovery, grace: timedelta, include_failed: bool) -> None:
     cutoff = timezone.now() - grace
-    candidates = Job.objects.active().filter(updated_at__lt=cutoff)
+    candidates = Job.objects.active()
     if include_failed:
         # Only an asset's latest job: an older failure that was re-run already is history.
         newer = Job.objects.filter(asset=OuterRef("asset"), created_at__gt=OuterRef("created_at"))
@@ -129,6 +129,8 @@ def _sweep(recovery: Recovery, grace: timedelta, include_failed: bool) -> None:
         rq_job = _rq_job(job)
         status = rq_job.get_status(refresh=True) if rq_job is not None else None
         if job.stage != Stage.FAILED:
+            if rq_job is None and job.updated_at > cutoff:
+                continue  # maybe committed a moment ago and about to be queued
             alive = status in {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED} or (
                 status == JobStatus.STARTED and not _worker_is_dead(rq_job)
             )

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import align, enhance
-from .detector import DetectorConfig, MTCNNDetector, validate_image
+from .detector import DetectorConfig, Detections, MTCNNDetector, validate_image
 from .device import configure_cpu_threads, resolve_device, use_fp16
 from .embedder import MODEL_ID, FaceEmbedder
 
@@ -37,6 +37,14 @@ class DetectedFace:
     score: float  # detector confidence
     quality: float  # 0..1, see enhance.py
     embedding: np.ndarray = field(repr=False)  # (128,) float32, Euclidean distance < 0.6: same
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedFaces:
+    """Chips of all faces of a batch, in detection order, ready to embed."""
+
+    chips: torch.Tensor = field(repr=False)  # (N, 3, 150, 150) float 0..255 on the engine's device
+    quality: np.ndarray  # (N,) float32 in [0, 1]
 
 
 def synthetic_parity_chips(count: int = PARITY_BATCH, seed: int = PARITY_SEED) -> torch.Tensor:
@@ -88,16 +96,32 @@ class FaceEngine:
     # -- public API -------------------------------------------------------------------
     def analyze(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         """Faces of every image, biggest first, with quality and embedding."""
+        detections = self.detect(images)
+        return self.describe(detections, self.prepare(images, detections))
+
+    # The three steps of analyze, for callers that report progress between them (the
+    # pipeline's detecting → enhancing → recognizing stages).
+    def detect(self, images: list[np.ndarray]) -> list[Detections]:
+        """Boxes, landmarks and scores per image."""
         for image in images:
             validate_image(image)
-        detections = self.detector.detect(images)
+        return self.detector.detect(images)
+
+    def prepare(self, images: list[np.ndarray], detections: list[Detections]) -> PreparedFaces:
+        """Aligned, corrected chips of every detected face, with their quality."""
         with torch.inference_mode():
             chips, boxes, chip_landmarks = self._chips(images, detections)
+            # Quality describes the face as captured, so it is scored before corrections.
+            quality = enhance.quality_scores(chips, boxes, chip_landmarks).cpu().numpy()
             if self.enhancement.low_light:
                 chips = enhance.normalise_low_light(chips)
-            quality = enhance.quality_scores(chips, boxes, chip_landmarks).cpu().numpy()
-            embeddings = self.embedder.embed_tensor(chips).float().cpu().numpy()
-        return self._assemble(detections, quality, embeddings)
+        return PreparedFaces(chips, quality)
+
+    def describe(self, detections: list[Detections], prepared: PreparedFaces) -> list[list[DetectedFace]]:
+        """Embed the prepared chips and assemble the faces, per image."""
+        with torch.inference_mode():
+            embeddings = self.embedder.embed_tensor(prepared.chips).float().cpu().numpy()
+        return self._assemble(detections, prepared.quality, embeddings)
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
         """(N, 150, 150, 3) uint8 RGB dlib-style chips → (N, 128) float32."""

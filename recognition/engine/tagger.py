@@ -49,7 +49,7 @@ class ImageTagger:
     """Batched ImageNet tags and image embeddings on one device."""
 
     def __init__(self, device: torch.device | str | None = None):
-        self.device = device_mod.resolve_device(None) if device is None else torch.device(device)
+        self.device = device_mod.resolve_device(None if device is None else str(device))
         if self.device.type == "cpu":
             device_mod.configure_cpu_threads()
         model = mobilenet_v2(weights=None)
