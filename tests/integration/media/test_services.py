@@ -262,3 +262,18 @@ def test_admin_lists_assets_with_a_thumbnail(client, staff_user, user):
     assert listing.status_code == 200
     assert b"beach.png" in listing.content and asset.thumbnail.url.encode() in listing.content
     assert client.get(f"/admin/media/asset/{asset.pk}/change/").status_code == 200
+
+
+def test_services_need_no_local_paths(user, settings, media_root, django_capture_on_commit_callbacks):
+    """With a storage that keeps nothing on disk (as with S3), everything still works."""
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"}}
+    image = ingest_upload(user, upload(samples.exif_rotated_jpeg())).asset
+    video = ingest_upload(user, upload(samples.synthetic_video(), "clip.mp4")).asset
+    storage = image.file.storage
+    assert storage.exists(image.file.name) and stored_files(media_root) == []
+
+    assert load_image(image).shape == (60, 40, 3)
+    assert len(list(iter_video_frames(video))) == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        Asset.objects.all().delete()
+    assert not any(storage.exists(name) for name in (image.file.name, image.thumbnail.name, video.file.name))
