@@ -40,3 +40,19 @@ def test_unknown_device_setting_is_rejected():
     result = _manage("check", env={**PRODUCTION_ENV, "SIGHTLINE_DEVICE": "tpu"})
     assert result.returncode != 0
     assert "SIGHTLINE_DEVICE must be auto, cpu or cuda" in result.stderr
+
+
+def test_s3_storage_is_selectable_by_setting():
+    env = {**PRODUCTION_ENV, "SIGHTLINE_STORAGE": "s3", "SIGHTLINE_S3_BUCKET": "sightline-media"}
+    script = (
+        "import django; django.setup(); "
+        "from django.core.files.storage import default_storage as s; "
+        "s._setup(); print(type(s._wrapped).__name__, s.bucket_name)"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL"}}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, env={**clean, **env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["S3Storage", "sightline-media"]
