@@ -336,9 +336,10 @@ class SubjectViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ModelViewSet
     ordering_fields = ["name", "created_at"]
 
     def get_queryset(self):
+        # Explicit order: Meta.ordering does not apply to aggregating (GROUP BY) queries.
         return super().get_queryset().annotate(
             face_count=Count("faces"), example_count=Count("faces", filter=Q(faces__is_example=True))
-        )
+        ).order_by("name", "id")
 
     def perform_create(self, serializer):
         try:
