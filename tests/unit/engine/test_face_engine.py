@@ -106,7 +106,7 @@ def test_model_version_names_every_ingredient(engine):
 def test_model_version_changes_with_preprocessing(engine):
     from recognition.engine import FaceEngine
 
-    other = FaceEngine(device="cpu", enhancement=enhance.EnhanceConfig(low_light=True))
+    other = FaceEngine(device="cpu", enhancement=enhance.EnhanceConfig(upscale_below=480))
     assert other.model_version != engine.model_version
 
 
