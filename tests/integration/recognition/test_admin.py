@@ -1,0 +1,75 @@
+"""The recognition admin: every page loads for staff, the re-run action starts a new job."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from recognition.models import Job, Subject
+from tests.integration.recognition.api_helpers import jpeg_bytes, make_face, stored_asset
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def rows(user):
+    asset = stored_asset(user, jpeg_bytes(), "holiday.jpg")
+    subject = Subject.objects.create(owner=user, name="Ada")
+    face = make_face(asset, subject=subject, is_example=True)
+    return {"asset": asset, "job": asset.jobs.get(), "subject": subject, "face": face}
+
+
+def test_changelists_and_change_forms_load(staff_client, rows):
+    pages = {
+        "job": rows["job"], "subject": rows["subject"], "face": rows["face"],
+    }
+    for model, obj in pages.items():
+        assert staff_client.get(reverse(f"admin:recognition_{model}_changelist")).status_code == 200, model
+        assert staff_client.get(reverse(f"admin:recognition_{model}_change", args=[obj.pk])).status_code == 200, model
+    assets = staff_client.get(reverse("admin:media_asset_changelist"))
+    asset_page = staff_client.get(reverse("admin:media_asset_change", args=[rows["asset"].pk]))
+    assert assets.status_code == asset_page.status_code == 200
+    assert "completed" in assets.content.decode()  # the latest job's state
+    assert f"#{rows['job'].pk}" in asset_page.content.decode()  # the jobs inline
+    crop_url = reverse("face-crop", args=[rows["face"].pk])
+    assert crop_url in staff_client.get(reverse("admin:recognition_subject_change",
+                                                args=[rows["subject"].pk])).content.decode()
+    assert staff_client.get(crop_url).status_code == 200  # the inline's image loads for staff
+
+
+def test_job_filters(staff_client, rows):
+    changelist = reverse("admin:recognition_job_changelist")
+    assert staff_client.get(changelist, {"failed": "yes"}).status_code == 200
+    assert staff_client.get(changelist, {"stage__exact": "completed"}).status_code == 200
+
+
+def test_rerun_action_starts_a_new_job(staff_client, rows):
+    response = staff_client.post(
+        reverse("admin:recognition_job_changelist"),
+        {"action": "rerun_jobs", "_selected_action": [rows["job"].pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    new = Job.objects.filter(asset=rows["asset"]).exclude(pk=rows["job"].pk).get()
+    assert new.stage == "uploading"
+    assert f"Started 1 new job(s): {new.pk}." in response.content.decode()
+
+
+def test_face_admin_changes_the_subject_only_within_the_owner(staff_client, rows, other_user):
+    foreign = Subject.objects.create(owner=other_user, name="Bob's friend")
+    url = reverse("admin:recognition_face_change", args=[rows["face"].pk])
+
+    refused = staff_client.post(url, {"subject": foreign.pk})
+    cleared = staff_client.post(url, {"subject": ""})
+
+    assert "belongs to another user" in refused.content.decode()
+    assert cleared.status_code == 302
+    rows["face"].refresh_from_db()
+    assert (rows["face"].subject_id, rows["face"].is_example) == (None, False)
