@@ -1,4 +1,4 @@
-"""Pages: /login/, /logout/, /register/ (namespace "accounts") and the dashboard at /."""
+"""Pages: /login/, /logout/, /register/ (namespace "accounts"); the dashboard is recognition's."""
 
 from django.urls import include, path
 
@@ -11,7 +11,6 @@ account_pages = [
 ]
 
 urlpatterns = [
-    # Settings name the pages "accounts:login" and the dashboard plain "dashboard".
+    # Settings name the pages "accounts:login".
     path("", include((account_pages, "accounts"))),
-    path("", views.dashboard, name="dashboard"),
 ]

@@ -1,4 +1,4 @@
-"""Server-rendered pages: log in, sign up, the dashboard."""
+"""Server-rendered pages: log in, sign up, log out."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import math
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import redirect
 from django.urls import reverse_lazy
-from django.views.generic import FormView, TemplateView
+from django.views.generic import FormView
 
 from accounts.forms import EmailAuthenticationForm, RegistrationForm
 from accounts.throttling import RegistrationRateThrottle, login_attempt_wait
@@ -67,9 +66,3 @@ class LogoutView(auth_views.LogoutView):
         messages.info(request, "You have been logged out.")
         return response
 
-
-class DashboardView(LoginRequiredMixin, TemplateView):
-    template_name = "dashboard.html"
-
-
-dashboard = DashboardView.as_view()
