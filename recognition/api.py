@@ -20,14 +20,13 @@ from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from accounts.ownership import OwnedQuerysetMixin, owned_by
+from accounts.ownership import IsOwnerOrStaff, OwnedQuerysetMixin, owned_by
 from media.models import Asset
 from media.validation import RejectedUpload, probe_file
 from recognition import enrollment, jobs, matching, search, services
-from recognition import serializers as api
+from recognition import serializers as bodies
 from recognition.models import Face, Job, Stage, Subject
 
 JOB_EVENTS_DOC = """
@@ -43,8 +42,8 @@ message per change:
 `stage` goes `uploading → detecting → enhancing → recognizing → completed`, or ends `failed`
 with `error` set. Send `{"type": "state"}` to get the current state again."""
 
-BINARY_FILE = {(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: api.ErrorSerializer}
-JPEG = {(200, "image/jpeg"): OpenApiTypes.BINARY, 404: api.ErrorSerializer}
+BINARY_FILE = {(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: bodies.ErrorSerializer}
+JPEG = {(200, "image/jpeg"): OpenApiTypes.BINARY, 404: bodies.ErrorSerializer}
 SIMILAR_LIMIT = 20
 SIMILAR_MAX_LIMIT = 100
 
@@ -128,7 +127,7 @@ class AssetFilter(django_filters.FilterSet):
 class AssetViewSet(RefusalsAsErrors, OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                    mixins.DestroyModelMixin, viewsets.GenericViewSet):
     queryset = Asset.objects.all()
-    serializer_class = api.AssetSerializer
+    serializer_class = bodies.AssetSerializer
     parser_classes = [MultiPartParser, FormParser]
     filter_backends = [DjangoFilterBackend, OrderingFilter]
     filterset_class = AssetFilter
@@ -150,24 +149,24 @@ class AssetViewSet(RefusalsAsErrors, OwnedQuerysetMixin, mixins.ListModelMixin, 
         description="The file is validated by its content and stored; a new file starts a processing job "
                     "(202). The same bytes uploaded again answer 200 with the asset you already have and its "
                     "latest job." + JOB_EVENTS_DOC,
-        request={"multipart/form-data": api.UploadSerializer},
+        request={"multipart/form-data": bodies.UploadSerializer},
         responses={
-            202: api.UploadResponseSerializer,
-            200: api.UploadResponseSerializer,
-            400: api.ErrorSerializer,
-            413: api.ErrorSerializer,
-            415: api.ErrorSerializer,
+            202: bodies.UploadResponseSerializer,
+            200: bodies.UploadResponseSerializer,
+            400: bodies.ErrorSerializer,
+            413: bodies.ErrorSerializer,
+            415: bodies.ErrorSerializer,
         },
     )
     def create(self, request, *args, **kwargs):
-        serializer = api.UploadSerializer(data=request.data)
+        serializer = bodies.UploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
         outcome = services.upload(request.user, upload, upload.name)
         asset = self.get_queryset().get(pk=outcome.asset.pk)
         context = self.get_serializer_context()
-        job = api.JobSerializer(outcome.job, context=context).data if outcome.job else None
-        body = {"asset": api.AssetSerializer(asset, context=context).data, "job": job,
+        job = bodies.JobSerializer(outcome.job, context=context).data if outcome.job else None
+        body = {"asset": bodies.AssetSerializer(asset, context=context).data, "job": job,
                 "job_url": job["url"] if job else None}
         return Response(body, status=status.HTTP_202_ACCEPTED if outcome.created else status.HTTP_200_OK)
 
@@ -209,7 +208,7 @@ class JobFilter(django_filters.FilterSet):
 )
 class JobViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Job.objects.all()
-    serializer_class = api.JobSerializer
+    serializer_class = bodies.JobSerializer
     owner_field = "asset__owner"
     filterset_class = JobFilter
 
@@ -219,7 +218,7 @@ class JobViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ReadOnlyModelVie
         description="Starts a new job (the old one stays as history). Refused with 409 while the asset "
                     "still has a job in progress." + JOB_EVENTS_DOC,
         request=None,
-        responses={202: api.JobSerializer, 409: api.ErrorSerializer},
+        responses={202: bodies.JobSerializer, 409: bodies.ErrorSerializer},
     )
     @action(detail=True, methods=["post"])
     def rerun(self, request, pk=None):
@@ -231,7 +230,7 @@ class JobViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ReadOnlyModelVie
                 "job_in_progress", status.HTTP_409_CONFLICT,
             )
         new_job = services.rerun(job)
-        return Response(api.JobSerializer(new_job, context=self.get_serializer_context()).data,
+        return Response(bodies.JobSerializer(new_job, context=self.get_serializer_context()).data,
                         status=status.HTTP_202_ACCEPTED)
 
 
@@ -257,7 +256,7 @@ class FaceFilter(django_filters.FilterSet):
 class FaceViewSet(RefusalsAsErrors, OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                   viewsets.GenericViewSet):
     queryset = Face.objects.select_related("subject")
-    serializer_class = api.FaceSerializer
+    serializer_class = bodies.FaceSerializer
     filterset_class = FaceFilter
 
     @extend_schema(
@@ -265,12 +264,12 @@ class FaceViewSet(RefusalsAsErrors, OwnedQuerysetMixin, mixins.ListModelMixin, m
         summary="Say who the face is",
         description="`subject`: one of your subjects, or null for unknown. An example face moved to another "
                     "subject teaches that subject instead; made unknown, it stops being an example.",
-        request=api.FaceSubjectSerializer,
-        responses={200: api.FaceSerializer, 400: api.ErrorSerializer},
+        request=bodies.FaceSubjectSerializer,
+        responses={200: bodies.FaceSerializer, 400: bodies.ErrorSerializer},
     )
     def partial_update(self, request, *args, **kwargs):
         face = self.get_object()
-        serializer = api.FaceSubjectSerializer(face, data=request.data)
+        serializer = bodies.FaceSubjectSerializer(face, data=request.data)
         serializer.is_valid(raise_exception=True)
         enrollment.assign_subject(face, serializer.validated_data["subject"])
         return Response(self.get_serializer(face).data)
@@ -296,7 +295,7 @@ class FaceViewSet(RefusalsAsErrors, OwnedQuerysetMixin, mixins.ListModelMixin, m
                                                        f"at most {SIMILAR_MAX_LIMIT})."),
             OpenApiParameter("max_distance", float, description="Leave out faces further than this."),
         ],
-        responses={200: api.SimilarFaceSerializer(many=True)},
+        responses={200: bodies.SimilarFaceSerializer(many=True)},
         filters=False,
     )
     @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
@@ -309,7 +308,7 @@ class FaceViewSet(RefusalsAsErrors, OwnedQuerysetMixin, mixins.ListModelMixin, m
                                        max_distance=params.validated_data.get("max_distance"))
         faces = [other for other in nearest if other.pk != face.pk][:limit]
         prefetch_related_objects(faces, "subject")
-        return Response(api.SimilarFaceSerializer(faces, many=True, context=self.get_serializer_context()).data)
+        return Response(bodies.SimilarFaceSerializer(faces, many=True, context=self.get_serializer_context()).data)
 
 
 class SimilarParams(serializers.Serializer):
@@ -330,7 +329,7 @@ class SimilarParams(serializers.Serializer):
 )
 class SubjectViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ModelViewSet):
     queryset = Subject.objects.all()
-    serializer_class = api.SubjectSerializer
+    serializer_class = bodies.SubjectSerializer
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     filter_backends = [OrderingFilter]
     ordering_fields = ["name", "created_at"]
@@ -357,7 +356,7 @@ class SubjectViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ModelViewSet
         enrollment.delete_subject(instance)
 
     @extend_schema(methods=["GET"], tags=["subjects"], summary="The subject's example faces",
-                   responses=api.FaceSerializer(many=True))
+                   responses=bodies.FaceSerializer(many=True))
     @extend_schema(
         methods=["POST"],
         tags=["subjects"],
@@ -366,13 +365,14 @@ class SubjectViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ModelViewSet
                     "`face_index` (biggest first; a 400 lists the faces found when there is no single one), "
                     "or send `face_id`, one of your detected faces. A new photo is stored and processed like "
                     "an upload; a photo stored only for a refused enrolment is deleted again.",
-        request={"multipart/form-data": api.ExampleCreateSerializer, "application/json": api.ExampleCreateSerializer},
+        request={"multipart/form-data": bodies.ExampleCreateSerializer,
+                 "application/json": bodies.ExampleCreateSerializer},
         responses={
-            201: api.FaceSerializer,
-            400: api.EnrollmentErrorSerializer,
-            413: api.ErrorSerializer,
-            415: api.ErrorSerializer,
-            503: api.ErrorSerializer,
+            201: bodies.FaceSerializer,
+            400: bodies.EnrollmentErrorSerializer,
+            413: bodies.ErrorSerializer,
+            415: bodies.ErrorSerializer,
+            503: bodies.ErrorSerializer,
         },
     )
     @action(detail=True, methods=["get", "post"], filter_backends=[])
@@ -381,9 +381,9 @@ class SubjectViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ModelViewSet
         if request.method == "GET":
             page = self.paginate_queryset(subject.faces.examples().select_related("subject"))
             return self.get_paginated_response(
-                api.FaceSerializer(page, many=True, context=self.get_serializer_context()).data
+                bodies.FaceSerializer(page, many=True, context=self.get_serializer_context()).data
             )
-        serializer = api.ExampleCreateSerializer(data=request.data)
+        serializer = bodies.ExampleCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if "face_id" in data:
@@ -396,7 +396,7 @@ class SubjectViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ModelViewSet
             face = enrollment.enroll_photo(subject, upload, upload.name, analyze_on_realtime_worker,
                                            face_index=data.get("face_index")).face
         face = Face.objects.select_related("subject").get(pk=face.pk)
-        return Response(api.FaceSerializer(face, context=self.get_serializer_context()).data,
+        return Response(bodies.FaceSerializer(face, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -405,7 +405,7 @@ class SubjectViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ModelViewSet
         description="The face stops being an example; it keeps its subject (it still shows that person). "
                     "To make it unknown, PATCH the face with `subject: null`.",
         request=None,
-        responses={204: None, 404: api.ErrorSerializer},
+        responses={204: None, 404: bodies.ErrorSerializer},
     )
     @action(detail=True, methods=["delete"], url_path=r"examples/(?P<face_id>[0-9]+)", filter_backends=[])
     def remove_example(self, request, pk=None, face_id=None):
@@ -421,11 +421,11 @@ class SubjectViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ModelViewSet
 
 
 REALTIME_ERRORS = {
-    400: api.ErrorSerializer,
-    413: api.ErrorSerializer,
-    415: api.ErrorSerializer,
-    502: api.ErrorSerializer,
-    503: OpenApiResponse(api.ErrorSerializer, description="No recognition worker answered in time."),
+    400: bodies.ErrorSerializer,
+    413: bodies.ErrorSerializer,
+    415: bodies.ErrorSerializer,
+    502: bodies.ErrorSerializer,
+    503: OpenApiResponse(bodies.ErrorSerializer, description="No recognition worker answered in time."),
 }
 
 
@@ -435,13 +435,13 @@ REALTIME_ERRORS = {
     description="Finds every face and matches it against your enrolled subjects: the match within "
                 "`threshold` (or null for unknown) and the top `limit` candidates with distances. The photo "
                 "is analysed by a recognition worker while the request waits; nothing is stored.",
-    request={"multipart/form-data": api.RecognizeSerializer},
-    responses={200: api.RecognitionSerializer, **REALTIME_ERRORS},
+    request={"multipart/form-data": bodies.RecognizeSerializer},
+    responses={200: bodies.RecognitionSerializer, **REALTIME_ERRORS},
 )
 class RecognizeView(RefusalsAsErrors, GenericAPIView):
-    serializer_class = api.RecognizeSerializer
+    serializer_class = bodies.RecognizeSerializer
     parser_classes = [MultiPartParser, FormParser]
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsOwnerOrStaff]  # no object here: any signed-in user, for their own subjects
 
     def post(self, request):
         serializer = self.get_serializer(data=request.data)
@@ -456,13 +456,13 @@ class RecognizeView(RefusalsAsErrors, GenericAPIView):
     summary="Are these the same person? (1:1)",
     description="Two photos (`file1`, `file2`: the biggest face of each, analysed by a recognition worker) or "
                 "two of your face ids (`face1`, `face2`: compared from their stored embeddings).",
-    request={"multipart/form-data": api.VerifySerializer, "application/json": api.VerifySerializer},
-    responses={200: api.VerificationSerializer, 404: api.ErrorSerializer, **REALTIME_ERRORS},
+    request={"multipart/form-data": bodies.VerifySerializer, "application/json": bodies.VerifySerializer},
+    responses={200: bodies.VerificationSerializer, 404: bodies.ErrorSerializer, **REALTIME_ERRORS},
 )
 class VerifyView(RefusalsAsErrors, GenericAPIView):
-    serializer_class = api.VerifySerializer
+    serializer_class = bodies.VerifySerializer
     parser_classes = [MultiPartParser, FormParser, JSONParser]
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsOwnerOrStaff]  # no object here: any signed-in user, for their own subjects
 
     def post(self, request):
         serializer = self.get_serializer(data=request.data)

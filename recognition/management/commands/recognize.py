@@ -9,7 +9,6 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from media.validation import RejectedUpload
 from recognition import jobs, matching
 from recognition.management.commands._owner import find_owner
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
-from django.urls import reverse
 
 from media.models import Asset
 from recognition.models import ImageTag, Job
