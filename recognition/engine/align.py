@@ -120,7 +120,7 @@ def align_faces(image: torch.Tensor, landmarks: torch.Tensor | None, chip_size: 
                 small_face_mode: str = "bilinear") -> torch.Tensor:
     """Chips of all faces of one image.
 
-    image: (3, H, W) float 0..255 on the device; landmarks: (N, 5, 2) image pixels on the
+    image: (3, H, W) 0..255 (uint8 or float) on the device; landmarks: (N, 5, 2) image pixels on the
     device (or pass ``transforms``, (N, 2, 3) chip → image). Returns (N, 3, S, S) float
     0..255 (the template is for 150 px chips; other sizes scale it). ``small_face_mode``
     ("bilinear" or "bicubic") samples faces smaller than the chip, which are upsampled.
@@ -137,7 +137,10 @@ def align_faces(image: torch.Tensor, landmarks: torch.Tensor | None, chip_size: 
         return chips
     levels = pyramid_levels(transforms, tuple(image.shape[1:]))
     upsampled = face_scales(transforms) < 1.0
-    level_image = image.unsqueeze(0).float()
+    cropped = crop_around_chips(image, transforms, chip_size, int(levels.max()))
+    if cropped is None:  # every chip lies outside the image: all black
+        return chips
+    level_image, transforms = cropped
     for level in range(int(levels.max()) + 1):
         if level > 0:
             level_image = pyramid_down(level_image)
@@ -148,6 +151,33 @@ def align_faces(image: torch.Tensor, landmarks: torch.Tensor | None, chip_size: 
             mode = small_face_mode if small else "bilinear"
             chips[members] = _sample(level_image, transforms[members] / 2 ** level, chip_size, mode)
     return chips
+
+
+def crop_around_chips(image: torch.Tensor, transforms: torch.Tensor, chip_size: int,
+                      deepest_level: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The part of the image the chips read, as (1, 3, h, w) float, and maps shifted onto it.
+
+    Like dlib, only this region is converted and filtered into the pyramid, which keeps a
+    small face in a 24-megapixel photo cheap. The margin covers the pyramid filter's and
+    bilinear sampling's reach; at the image's own borders the crop stops, so reads outside
+    the image still fall outside the crop and come out black.
+    """
+    last = float(chip_size - 1)
+    corners = torch.tensor([[0.0, 0.0, 1.0], [last, 0.0, 1.0], [0.0, last, 1.0], [last, last, 1.0]],
+                           device=transforms.device, dtype=transforms.dtype)
+    points = corners @ transforms.transpose(1, 2)  # (N, 4, 2) image pixels
+    margin = 4 * 2 ** deepest_level + 2
+    height, width = image.shape[1:]
+    low = (points.amin(dim=(0, 1)).floor() - margin).tolist()
+    high = (points.amax(dim=(0, 1)).ceil() + margin + 1).tolist()
+    x0, x1 = int(min(max(low[0], 0), width)), int(min(max(high[0], 0), width))
+    y0, y1 = int(min(max(low[1], 0), height)), int(min(max(high[1], 0), height))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    shifted = transforms.clone()
+    shifted[:, 0, 2] -= x0
+    shifted[:, 1, 2] -= y0
+    return image[:, y0:y1, x0:x1].unsqueeze(0).float(), shifted
 
 
 def face_scales(transforms: torch.Tensor) -> torch.Tensor:
@@ -176,8 +206,9 @@ def landmarks_in_chip(landmarks: torch.Tensor, transforms: torch.Tensor) -> torc
 
 
 def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(3, H, W) float32 tensor on the device from an HxWx3 uint8 array."""
-    return torch.as_tensor(np.array(image, copy=True), device=device).permute(2, 0, 1).float()
+    """(3, H, W) uint8 view on the device of an HxWx3 uint8 array (align_faces crops, then
+    converts only what the chips read)."""
+    return torch.as_tensor(np.array(image, copy=True), device=device).permute(2, 0, 1)
 
 
 def chips_to_uint8(chips: torch.Tensor) -> np.ndarray:

@@ -57,13 +57,17 @@ def synthetic_parity_chips(count: int = PARITY_BATCH, seed: int = PARITY_SEED) -
     return (smooth + detail - 16.0).clamp(0.0, 255.0).round()
 
 
-def fp16_parity_check(device: torch.device, reference: FaceEmbedder | None = None) -> bool:
-    """True when fp16 descriptors stay within FP16_TOLERANCE of fp32 on the synthetic batch."""
-    chips = synthetic_parity_chips().to(device)
-    reference = reference or FaceEmbedder(device, fp16=False)
-    half = FaceEmbedder(device, fp16=True)
-    distance = (half.embed_tensor(chips) - reference.embed_tensor(chips)).norm(dim=1)
-    return bool(distance.max().item() <= FP16_TOLERANCE)
+def fp16_matches_fp32(half: FaceEmbedder, full: FaceEmbedder) -> bool:
+    """True when ``half``'s descriptors stay within FP16_TOLERANCE of ``full``'s on the
+    synthetic batch (and are finite)."""
+    chips = synthetic_parity_chips().to(full.device)
+    distance = (half.embed_tensor(chips) - full.embed_tensor(chips)).norm(dim=1)
+    return bool(torch.isfinite(distance).all() and distance.max().item() <= FP16_TOLERANCE)
+
+
+def fp16_parity_check(device: torch.device) -> bool:
+    """The check for ``device.use_fp16``: fp16 vs fp32 descriptors on this device."""
+    return fp16_matches_fp32(FaceEmbedder(device, fp16=True), FaceEmbedder(device, fp16=False))
 
 
 class FaceEngine:
@@ -79,9 +83,18 @@ class FaceEngine:
             config = DetectorConfig(**{**config.__dict__,
                                        "upscale_below": self.enhancement.upscale_below})
         self.detector = MTCNNDetector(self.device, config)
-        fp32 = FaceEmbedder(self.device, fp16=False)
-        self.fp16 = use_fp16(self.device, lambda: fp16_parity_check(self.device, fp32))
-        self.embedder = FaceEmbedder(self.device, fp16=True) if self.fp16 else fp32
+        self.embedder = self._choose_embedder()
+        self.fp16 = self.embedder.fp16
+
+    def _choose_embedder(self) -> FaceEmbedder:
+        full = FaceEmbedder(self.device, fp16=False)
+        candidates: list[FaceEmbedder] = []
+
+        def half_matches() -> bool:
+            candidates.append(FaceEmbedder(self.device, fp16=True))
+            return fp16_matches_fp32(candidates[0], full)
+
+        return candidates[0] if use_fp16(self.device, half_matches) else full
 
     @property
     def model_version(self) -> str:
