@@ -80,7 +80,8 @@ def test_enrolment_asks_for_a_photo_or_a_face_not_both(auth_client, user):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_enrol_from_a_photo_stores_it_and_starts_its_processing(auth_client, user, faces_dir, realtime_worker):
+def test_enrol_from_a_photo_stores_it_and_starts_its_processing(auth_client, user, faces_dir, realtime_worker,
+                                                                 run_jobs):
     obama = Subject.objects.create(owner=user, name="Obama")
 
     # The detector also finds a small second face in the background: name the biggest, 0.
@@ -95,6 +96,33 @@ def test_enrol_from_a_photo_stores_it_and_starts_its_processing(auth_client, use
     assert asset["original_name"] == "obama.jpg"
     assert asset["latest_job"]["stage"] == "uploading"  # queued like any upload
     assert auth_client.get(f"{SUBJECTS}{obama.pk}/examples/").json()["count"] == 1
+
+    run_jobs()
+
+    # Processing keeps the enrolled face (refreshed, not doubled) and adds the background one.
+    faces = auth_client.get("/api/v1/faces/", {"asset": face.asset_id}).json()["results"]
+    assert auth_client.get(f"/api/v1/assets/{face.asset_id}/").json()["latest_job"]["stage"] == "completed"
+    assert len(faces) == 2
+    assert [(f["id"], f["is_example"]) for f in faces if f["subject"]] == [(face.pk, True)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enrolling_an_already_processed_photo_reuses_its_detected_face(auth_client, user, faces_dir,
+                                                                       realtime_worker, run_jobs):
+    photo = faces_dir / "gallery" / "biden" / "biden.jpg"
+    uploaded = auth_client.post("/api/v1/assets/", {"file": upload_of(photo)}, format="multipart").json()
+    run_jobs()
+    detected = Face.objects.filter(asset_id=uploaded["asset"]["id"]).order_by("-quality").first()
+    biden = Subject.objects.create(owner=user, name="Biden")
+
+    response = auth_client.post(f"{SUBJECTS}{biden.pk}/examples/", {"file": upload_of(photo), "face_index": 0},
+                                format="multipart")
+
+    assert response.status_code == 201, response.json()
+    assert response.json()["id"] == detected.pk
+    assert Face.objects.filter(asset_id=uploaded["asset"]["id"]).count() == Face.objects.count()
+    assert Asset.objects.count() == 1
+    assert auth_client.get("/api/v1/jobs/").json()["count"] == 1  # no second processing job
 
 
 @pytest.mark.django_db(transaction=True)
