@@ -239,6 +239,24 @@ class PostgresServer:
                     "Set DATABASE_URL to use an external PostgreSQL with pgvector instead."
                 )
 
+    def wait_until_ready(self, timeout: float = 60) -> bool:
+        """Ready to accept connections; a server that is still shutting down (a previous run
+        stopping) is waited for and started again. True when this call started it."""
+        deadline = time.monotonic() + timeout
+        started = False
+        while time.monotonic() < deadline:
+            if not self.is_running():
+                self.init()
+                self.start()
+                started = True
+            ready = subprocess.run(
+                [str(_pg_bin("pg_isready")), "-q", "-h", str(self.sockets), "-U", POSTGRES_USER], capture_output=True
+            )
+            if ready.returncode == 0:
+                return started
+            time.sleep(0.1)
+        raise EmbeddedServerError(f"PostgreSQL in {self.pgdata} did not become ready within {timeout:.0f} s.")
+
     def ensure_database(self) -> None:
         """Create the application database and the pgvector extension (template1, so test DBs get it)."""
         psql = [str(_pg_bin("psql")), "-h", str(self.sockets), "-U", POSTGRES_USER, "-v", "ON_ERROR_STOP=1", "-qAt"]
@@ -364,10 +382,7 @@ def ensure_running(environ: dict | None = None) -> EmbeddedServices:
         if shutil.which("useradd") is None and _running_as_root():  # pragma: no cover
             raise EmbeddedServerError("Running as root needs useradd to create the PostgreSQL user; set DATABASE_URL.")
         services.postgres = PostgresServer(base / "postgres", sockets)
-        if not services.postgres.is_running():
-            services.postgres.init()
-            services.postgres.start()
-            services.started_postgres = True
+        services.started_postgres = services.postgres.wait_until_ready()
         services.postgres.ensure_database()
         environ["DATABASE_URL"] = database_url(base)
     if not environ.get("REDIS_URL"):

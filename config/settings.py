@@ -160,6 +160,9 @@ CHANNEL_LAYERS = {
 RQ_QUEUE_NAMES = ("inference", "realtime", "default")
 RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600} for name in RQ_QUEUE_NAMES}
 RQ_SHOW_ADMIN_LINK = True
+# We enqueue from transaction.on_commit ourselves; django-rq's own deferral would hand back
+# no job id inside a transaction.
+RQ = {"COMMIT_MODE": "auto"}
 
 CACHES = {
     "default": {

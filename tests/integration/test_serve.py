@@ -70,6 +70,20 @@ def _servers_running(data_dir):
     ]
 
 
+def _child(process, needle):
+    for child in psutil.Process(process.pid).children():
+        if any(needle in part for part in child.cmdline()):
+            return child
+    return None
+
+
+def _wait_for(predicate, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
 def _admin_login(base, email, password) -> bool:
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
@@ -103,15 +117,20 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path):
     credentials = re.search(r"Created admin account (\S+) with password (\S+)", output)
     assert credentials, output
 
-    # Second run: same data, no new admin, SIGTERM also stops everything; printed credentials work.
+    # Second run: same data, no new admin, printed credentials work, a crashed worker is
+    # restarted, and SIGTERM also stops everything.
     process = _start(data_dir, port)
     try:
         _wait_ready(base, process)
         assert _admin_login(base, credentials.group(1), credentials.group(2))
+        worker = _child(process, "inference")
+        worker.kill()
+        _wait_for(lambda: (c := _child(process, "inference")) is not None and c.pid != worker.pid, "worker restart")
         output, alive = _stop(process, signal.SIGTERM)
     finally:
         if process.poll() is None:
             process.kill()
     assert "Created admin account" not in output
+    assert "restarting it" in output
     assert alive == []
     assert _servers_running(data_dir) == []

@@ -25,6 +25,7 @@ from config import embedded
 # Seconds a child gets to finish after SIGTERM before it is killed. rq's warm shutdown lets
 # the current job finish, so the worker gets longer.
 STOP_GRACE_SECONDS = {"web": 10, "worker": 30, "realtime": 15}
+MAX_WORKER_RESTARTS_PER_MINUTE = 5
 
 
 def _die_with_parent() -> None:
@@ -46,17 +47,20 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self._stopping = False
-        services = embedded.ensure_running()
-        children: dict[str, subprocess.Popen] = {}
         previous_handlers = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        services = embedded.EmbeddedServices()
+        children: dict[str, subprocess.Popen] = {}
         try:
+            services = embedded.ensure_running()
             call_command("migrate", interactive=False, verbosity=0)
             if not settings.DEBUG:
                 call_command("collectstatic", interactive=False, verbosity=0)
             self._ensure_admin()
-            children = self._start_children(options)
-            self._print_banner(options)
-            self._wait(children)
+            if not self._stopping:
+                self._commands = self._child_commands(options)
+                children = {name: self._spawn(command) for name, command in self._commands.items()}
+                self._print_banner(options)
+                self._supervise(children)
         finally:
             self._stop_children(children)
             services.stop()
@@ -69,7 +73,7 @@ class Command(BaseCommand):
     def _request_stop(self, signum, frame):
         self._stopping = True
 
-    def _start_children(self, options) -> dict[str, subprocess.Popen]:
+    def _child_commands(self, options) -> dict[str, list[str]]:
         python = sys.executable
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         commands = {
@@ -80,19 +84,30 @@ class Command(BaseCommand):
             commands["worker"] = [python, manage, "rqworker", "inference", "default", "--with-scheduler", *worker_class]
             # Requests a user waits on get a worker of their own, never stuck behind a long video.
             commands["realtime"] = [python, manage, "rqworker", "realtime", *worker_class]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        children = {}
-        for name, command in commands.items():
-            # Own session: Ctrl-C reaches only us, and we stop children in order, once.
-            children[name] = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_die_with_parent)
-        return children
+        return commands
 
-    def _wait(self, children: dict[str, subprocess.Popen]) -> None:
+    def _spawn(self, command: list[str]) -> subprocess.Popen:
+        # Own session: Ctrl-C reaches only us, and we stop children in order, once.
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        return subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_die_with_parent)
+
+    def _supervise(self, children: dict[str, subprocess.Popen]) -> None:
+        """Wait for Ctrl-C. A worker that dies (a crash in a native decoder, say) is restarted,
+        its job re-queued by the stuck-job sweep; if the web server dies, everything stops."""
+        restarts: list[float] = []
         while not self._stopping:
             for name, child in children.items():
-                if child.poll() is not None:
-                    self.stderr.write(f"{name} exited with status {child.returncode}; stopping Sightline.")
+                if child.poll() is None:
+                    continue
+                if name == "web":
+                    self.stderr.write(f"web exited with status {child.returncode}; stopping Sightline.")
                     return
+                restarts = [t for t in restarts if time.monotonic() - t < 60] + [time.monotonic()]
+                if len(restarts) > MAX_WORKER_RESTARTS_PER_MINUTE:
+                    self.stderr.write(f"{name} keeps exiting (status {child.returncode}); stopping Sightline.")
+                    return
+                self.stderr.write(f"{name} exited with status {child.returncode}; restarting it.")
+                children[name] = self._spawn(self._commands[name])
             time.sleep(0.2)
 
     def _stop_children(self, children: dict[str, subprocess.Popen]) -> None:

@@ -69,7 +69,7 @@ def start_worker_process(*queues: str, extra_env: dict | None = None) -> subproc
         stderr=subprocess.DEVNULL,
     )
     connection_ = django_rq.get_connection(queues[0])
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # the worker loads the models before it registers
     while not any(w.pid == process.pid for w in Worker.all(connection=connection_)):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
