@@ -12,7 +12,8 @@ Measures
 
 On CUDA the engine runs twice, fp32 (SIGHTLINE_FP16=0) and fp16 (when the parity check
 lets it). Prints markdown for docs/BENCHMARKS.md.
-Usage: .venv/bin/python bench/engine.py [--device cpu|cuda] [--repeats N]
+Timings are each contender's best of --rounds turns, taken in alternation.
+Usage: .venv/bin/python bench/engine.py [--device cpu|cuda] [--rounds N]
 """
 
 from __future__ import annotations
@@ -46,18 +47,27 @@ def cpu_model() -> str:
         return platform.processor() or "unknown"
 
 
-def timed(fn, repeats: int) -> float:
-    """Best wall time of `repeats` calls, after one warm-up call."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        started = time.perf_counter()
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def race(contenders: dict, rounds: int) -> dict[str, float]:
+    """Best wall time of each contender over `rounds`, taking turns after one warm-up each.
+
+    Taking turns, and keeping each one's best round, keeps the comparison fair when other
+    work shares the machine: a busy spell slows whoever runs in it, not one side only.
+    """
+    for fn in contenders.values():
         fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - started)
+    best = {label: float("inf") for label in contenders}
+    for _ in range(rounds):
+        for label, fn in contenders.items():
+            synchronize()
+            started = time.perf_counter()
+            fn()
+            synchronize()
+            best[label] = min(best[label], time.perf_counter() - started)
     return best
 
 
@@ -78,15 +88,15 @@ def benchmark_chips(engine: FaceEngine, images, faces) -> np.ndarray:
     return np.stack(list(itertools.islice(itertools.cycle(chips), max(BATCHES))))
 
 
-def embed_rates(runners: dict, chips: np.ndarray, repeats: int) -> dict[str, dict[int, float]]:
-    rates = {}
-    for label, embed in runners.items():
-        rates[label] = {}
-        for batch in BATCHES:
-            part = chips[:batch]
-            calls = max(1, 64 // batch)  # enough work per timing at batch 1
-            seconds = timed(lambda: [embed(part) for _ in range(calls)], repeats)
-            rates[label][batch] = batch * calls / seconds
+def embed_rates(runners: dict, chips: np.ndarray, rounds: int) -> dict[str, dict[int, float]]:
+    rates: dict[str, dict[int, float]] = {label: {} for label in runners}
+    for batch in BATCHES:
+        part = chips[:batch]
+        calls = max(1, 64 // batch)  # enough work per timing at small batches
+        seconds = race({label: (lambda e=embed: [e(part) for _ in range(calls)])
+                        for label, embed in runners.items()}, rounds)
+        for label in runners:
+            rates[label][batch] = batch * calls / seconds[label]
     return rates
 
 
@@ -131,7 +141,7 @@ def pair_accuracy(labels, embeddings) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default=None, help="cpu, cuda (default: SIGHTLINE_DEVICE/auto)")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="timed turns per contender")
     args = parser.parse_args()
 
     root = faces_dir()
@@ -147,18 +157,18 @@ def main() -> None:
     chips = benchmark_chips(first, images, engine_faces["engine fp32"])
     runners = {label: e.embed_chips for label, e in found_engines.items()}
     runners["dlib"] = lambda c: dlib_pipeline.encoder.compute_face_descriptor(list(c))
-    embed = embed_rates(runners, chips, args.repeats)
-    analyze = {label: len(images) / timed(lambda e=e: e.analyze(images), args.repeats)
-               for label, e in found_engines.items()}
+    embed = embed_rates(runners, chips, args.rounds)
     dlib_results = dlib_analyze(dlib_pipeline, images)
-    analyze["dlib"] = len(images) / timed(lambda: dlib_analyze(dlib_pipeline, images),
-                                          max(1, args.repeats - 1))
+    contenders = {label: (lambda e=e: e.analyze(images)) for label, e in found_engines.items()}
+    contenders["dlib"] = lambda: dlib_analyze(dlib_pipeline, images)
+    analyze = {label: len(images) / seconds
+               for label, seconds in race(contenders, args.rounds).items()}
 
     # Batching modes of the detector (P-Net per same-size group vs one padded canvas).
-    batching = {}
-    for mode in ("group", "pad"):
-        detector = MTCNNDetector(first.device, DetectorConfig(batching=mode))
-        batching[mode] = timed(lambda d=detector: d.detect(images), 1)
+    detectors = {mode: MTCNNDetector(first.device, DetectorConfig(batching=mode))
+                 for mode in ("group", "pad")}
+    batching = race({mode: (lambda d=d: d.detect(images)) for mode, d in detectors.items()},
+                    args.rounds)
 
     # Accuracy on pairs of faces both pipelines found.
     engine_best = {label: [f[0].embedding if f else None for f in faces]
@@ -202,7 +212,7 @@ def print_report(engine, photos, images, megapixels, embed, analyze, batching, a
     print(f"| analyze, {len(images)} photos (images/s) | " + " | ".join(f"{r:.2f}" for r in rates)
           + " | " + " | ".join(f"{r:.2f}×" for r in ratios) + " |")
     print()
-    print(f"| detector batching ({len(images)} mixed-size photos) | seconds |")
+    print(f"| detector batching ({len(images)} mixed-size photos) | seconds (best of turns) |")
     print("|---|---|")
     for mode, seconds in batching.items():
         print(f"| {mode} | {seconds:.2f} |")

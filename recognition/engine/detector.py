@@ -38,6 +38,9 @@ NORMALISE_MEAN = 127.5
 NORMALISE_SCALE = 0.0078125
 PNET_STRIDE = 2
 PNET_CELL = 12
+# Pixels of detection copies per P-Net batch: at the first pyramid level conv1 holds about
+# 4 bytes × 10 channels × 0.36 × this many floats (~0.9 GB at 64 megapixels).
+PNET_BATCH_PIXELS = 64_000_000
 NMS_PER_SCALE = 0.5
 NMS_ACROSS_SCALES = 0.7
 NMS_REFINE = 0.7
@@ -154,7 +157,7 @@ class DetectorConfig:
     def describe(self) -> str:
         t1, t2, t3 = self.thresholds
         return (f"min{self.min_face_size:g}-f{self.scale_factor:g}-t{t1:g},{t2:g},{t3:g}"
-                f"-max{self.max_side}-up{self.upscale_below}")
+                f"-max{self.max_side}-up{self.upscale_below}-{self.batching}")
 
 
 @dataclass(frozen=True)
@@ -167,11 +170,6 @@ class Detections:
 
     def __len__(self) -> int:
         return len(self.scores)
-
-    @staticmethod
-    def empty() -> "Detections":
-        return Detections(np.zeros((0, 4), np.float32), np.zeros((0, 5, 2), np.float32),
-                          np.zeros((0,), np.float32))
 
 
 @dataclass
@@ -273,7 +271,8 @@ class MTCNNDetector:
             found = [self._propose_batch(torch.cat([copies[i] for i in members]),
                                          torch.tensor(members, device=self.device),
                                          [copies[i].shape[2:] for i in members])
-                     for members in self._same_size_groups(copies)]
+                     for group in self._same_size_groups(copies)
+                     for members in self._bounded_batches(group, copies)]
         boxes = torch.cat([f[0] for f in found])
         index = torch.cat([f[1] for f in found])
         keep = batched_nms(boxes[:, :4], boxes[:, 4], index, NMS_ACROSS_SCALES)
@@ -289,6 +288,14 @@ class MTCNNDetector:
         for i, copy in enumerate(copies):
             groups.setdefault(tuple(copy.shape[2:]), []).append(i)
         return list(groups.values())
+
+    @staticmethod
+    def _bounded_batches(group: list[int], copies: list[torch.Tensor]) -> list[list[int]]:
+        """Split a same-size group so one P-Net call holds at most PNET_BATCH_PIXELS pixels
+        (a long video's frames would otherwise all go through the first level at once)."""
+        height, width = copies[group[0]].shape[2:]
+        per_batch = max(1, PNET_BATCH_PIXELS // (height * width))
+        return [group[i:i + per_batch] for i in range(0, len(group), per_batch)]
 
     def _propose_padded(self, copies: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         height = max(c.shape[2] for c in copies)

@@ -147,3 +147,18 @@ def test_invalid_config_is_rejected(bad):
 def test_non_rgb_uint8_input_is_rejected(detector, bad):
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         detector.detect([bad])
+
+
+def test_many_same_size_frames_are_split_into_bounded_batches(detector, monkeypatch, images):
+    """Video frames share a size; P-Net must not take them all in one call."""
+    from recognition.engine import detector as detector_module
+
+    frame = images["probes/obama-240p.jpg"]
+    monkeypatch.setattr(detector_module, "PNET_BATCH_PIXELS", frame.shape[0] * frame.shape[1] * 2)
+    calls = []
+    original = detector._propose_batch
+    monkeypatch.setattr(detector, "_propose_batch",
+                        lambda batch, *a: calls.append(len(batch)) or original(batch, *a))
+    results = detector.detect([frame] * 5)
+    assert calls == [2, 2, 1]
+    assert [len(r) for r in results] == [1] * 5
