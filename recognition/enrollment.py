@@ -19,10 +19,7 @@ from media import services as media_services
 from media.models import Asset
 from media.validation import RejectedUpload
 from recognition import services
-from recognition.models import Face, Job, Subject
-
-# A detection this close (IoU) to a face already stored for the photo is that same face.
-SAME_FACE_IOU = 0.5
+from recognition.models import SAME_FACE_IOU, Face, Job, Subject, box_iou
 
 # Takes a stored photo, returns ``jobs.analyze_stored_photo``'s payload.
 PhotoAnalyzer = Callable[[Asset], dict]
@@ -106,8 +103,8 @@ def enroll_photo(subject: Subject, uploaded_file, original_name: str | None, ana
 def _example_face(subject: Subject, asset: Asset, found: dict, model_version: str) -> Face:
     """The photo's stored face at that place (already processed photos), else a new one."""
     stored = [f for f in Face.objects.select_for_update().filter(asset=asset, frame_index__isnull=True)]
-    same = max(stored, key=lambda f: iou(f.box, found["box"]), default=None)
-    if same is not None and iou(same.box, found["box"]) >= SAME_FACE_IOU:
+    same = max(stored, key=lambda f: box_iou(f.box, found["box"]), default=None)
+    if same is not None and box_iou(same.box, found["box"]) >= SAME_FACE_IOU:
         return enroll_face(subject, same)
     return Face.objects.create(
         asset=asset,
@@ -160,11 +157,3 @@ def delete_subject(subject: Subject) -> None:
     with transaction.atomic():
         subject.faces.filter(is_example=True).update(is_example=False)
         subject.delete()
-
-
-def iou(a, b) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0

@@ -25,13 +25,11 @@ from django.db import transaction
 from media import services as media_services
 from media.models import Asset
 from recognition import inference, search
-from recognition.models import Face, ImageEmbedding, ImageTag, Job, Stage
+from recognition.models import SAME_FACE_IOU, Face, ImageEmbedding, ImageTag, Job, Stage, box_iou
 
 logger = logging.getLogger(__name__)
 
 TAGS_PER_IMAGE = 5
-# A new detection this close (IoU) to an enrolled example face of the same asset is that face.
-SAME_FACE_IOU = 0.5
 
 
 class StaleRun(Exception):
@@ -125,14 +123,6 @@ def _analyze_video(job: Job, engine) -> tuple[list[FoundFace], np.ndarray]:
     return found, tag_image
 
 
-def _iou(a, b) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _save_results(job, attempt, found, matches, tags, image_embedding, model_version) -> None:
     asset = job.asset
     with transaction.atomic():
@@ -144,7 +134,7 @@ def _save_results(job, attempt, found, matches, tags, image_embedding, model_ver
         new_faces = []
         for face, match in zip(found, matches):
             example = next(
-                (e for e in examples if e.frame_index == face.frame_index and _iou(e.box, face.box) >= SAME_FACE_IOU),
+                (e for e in examples if e.frame_index == face.frame_index and box_iou(e.box, face.box) >= SAME_FACE_IOU),
                 None,
             )
             if example is not None:
