@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from recognition.engine import DetectedFace, enhance
-from recognition.engine.face_engine import (FP16_TOLERANCE, fp16_parity_check,
-                                            synthetic_parity_chips)
+from recognition.engine.face_engine import (FP16_TOLERANCE, fp16_matches_fp32,
+                                            fp16_parity_check, synthetic_parity_chips)
 
 THRESHOLD = 0.6
 
@@ -118,6 +118,11 @@ def test_parity_batch_is_fixed():
     first, second = synthetic_parity_chips(), synthetic_parity_chips()
     assert first.shape == (8, 3, 150, 150) and torch.equal(first, second)
     assert 0 <= first.min() and first.max() <= 255 and first.std() > 20
+
+
+def test_parity_comparison_accepts_identical_descriptors(engine):
+    """The comparison the fp16 decision rests on, exercised on CPU with fp32 on both sides."""
+    assert fp16_matches_fp32(engine.embedder, engine.embedder) is True
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
