@@ -9,9 +9,9 @@ thresholds, NMS and regression), with three deliberate differences:
 * Images of different sizes are detected in one call. P-Net runs once per pyramid level on
   each group of same-sized images (``batching="group"``, the default) or on all images
   zero-padded to a common canvas (``batching="pad"``); bench/engine.py measures both.
-* R-Net/O-Net crops are cut for all candidate boxes of all images at once with
-  ``torchvision.ops.roi_align`` (adaptive sampling averages each output cell, like the
-  area resize facenet-pytorch uses per box). Parts of a box outside the image read as
+* R-Net/O-Net crops are cut with ``torchvision.ops.roi_align`` (one call per batch of
+  same-size images; adaptive sampling averages each output cell, like the area resize
+  facenet-pytorch uses per box), then each net runs once over all boxes of all images. Parts of a box outside the image read as
   black, as in the original MTCNN, instead of facenet-pytorch's crop-and-stretch.
 * Very large inputs are detected on a copy whose longest side is ``max_side`` pixels and
   the results are mapped back to the input's pixel coordinates, so a 6000×4000 photo
@@ -248,17 +248,22 @@ class MTCNNDetector:
 
     # -- input ------------------------------------------------------------------------
     def _detection_copies(self, images: list[np.ndarray]) -> tuple[list[torch.Tensor], list[float]]:
-        """(1, 3, h, w) float tensors on the device, resized where the config says."""
+        """(1, 3, h, w) uint8 tensors on the device, resized where the config says.
+
+        Bytes, not floats: a batch of video frames stays a quarter of the size; each P-Net
+        or crop batch converts only its own images.
+        """
         copies, factors = [], []
         for image in images:
             height, width = image.shape[:2]
             factor = detection_scale(height, width, self.config)
             tensor = torch.as_tensor(np.array(image, copy=True), device=self.device)
-            tensor = tensor.permute(2, 0, 1).unsqueeze(0).float()
+            tensor = tensor.permute(2, 0, 1).unsqueeze(0)
             if factor != 1.0:
                 size = (max(1, round(height * factor)), max(1, round(width * factor)))
                 mode = "area" if factor < 1.0 else "bicubic"
-                tensor = F.interpolate(tensor, size=size, mode=mode).clamp_(0, 255)
+                tensor = F.interpolate(tensor.float(), size=size, mode=mode)
+                tensor = tensor.round_().clamp_(0, 255).to(torch.uint8)
             copies.append(tensor)
             factors.append(factor)
         return copies, factors
@@ -268,11 +273,10 @@ class MTCNNDetector:
         if self.config.batching == "pad":
             found = self._propose_padded(copies)
         else:
-            found = [self._propose_batch(torch.cat([copies[i] for i in members]),
+            found = [self._propose_batch(torch.cat([copies[i] for i in members]).float(),
                                          torch.tensor(members, device=self.device),
                                          [copies[i].shape[2:] for i in members])
-                     for group in self._same_size_groups(copies)
-                     for members in self._bounded_batches(group, copies)]
+                     for members in self._batches(copies)]
         boxes = torch.cat([f[0] for f in found])
         index = torch.cat([f[1] for f in found])
         keep = batched_nms(boxes[:, :4], boxes[:, 4], index, NMS_ACROSS_SCALES)
@@ -289,13 +293,16 @@ class MTCNNDetector:
             groups.setdefault(tuple(copy.shape[2:]), []).append(i)
         return list(groups.values())
 
-    @staticmethod
-    def _bounded_batches(group: list[int], copies: list[torch.Tensor]) -> list[list[int]]:
-        """Split a same-size group so one P-Net call holds at most PNET_BATCH_PIXELS pixels
-        (a long video's frames would otherwise all go through the first level at once)."""
-        height, width = copies[group[0]].shape[2:]
-        per_batch = max(1, PNET_BATCH_PIXELS // (height * width))
-        return [group[i:i + per_batch] for i in range(0, len(group), per_batch)]
+    @classmethod
+    def _batches(cls, copies: list[torch.Tensor]) -> list[list[int]]:
+        """Same-size groups, split so one batch holds at most PNET_BATCH_PIXELS pixels (a
+        long video's frames would otherwise all go through P-Net's first level at once)."""
+        batches = []
+        for group in cls._same_size_groups(copies):
+            height, width = copies[group[0]].shape[2:]
+            per_batch = max(1, PNET_BATCH_PIXELS // (height * width))
+            batches += [group[i:i + per_batch] for i in range(0, len(group), per_batch)]
+        return batches
 
     def _propose_padded(self, copies: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         height = max(c.shape[2] for c in copies)
@@ -303,7 +310,7 @@ class MTCNNDetector:
         # Pad with mid-grey so the canvas is 0 after normalisation, like no signal at all.
         canvas = torch.full((len(copies), 3, height, width), NORMALISE_MEAN, device=self.device)
         for i, copy in enumerate(copies):
-            canvas[i, :, :copy.shape[2], :copy.shape[3]] = copy[0]
+            canvas[i, :, :copy.shape[2], :copy.shape[3]] = copy[0].float()
         members = torch.arange(len(copies), device=self.device)
         return [self._propose_batch(canvas, members, [c.shape[2:] for c in copies])]
 
@@ -364,19 +371,19 @@ class MTCNNDetector:
         return boxes[keep], scores[keep], landmarks[keep], index[keep]
 
     def _crops(self, copies: list[torch.Tensor], candidates: _Candidates, size: int) -> torch.Tensor:
-        """All candidate boxes resized to size×size, normalised, one roi_align per image size."""
+        """All candidate boxes resized to size×size, normalised; one roi_align per batch."""
         # facenet-pytorch reads pixels x1-1 .. x2-1 (MATLAB-style indices); roi_align with
         # aligned=True takes continuous coordinates where pixel i spans [i, i+1).
         regions = torch.cat([candidates.boxes[:, 0:2] - 1, candidates.boxes[:, 2:4]], dim=1)
         crops = torch.empty((len(regions), 3, size, size), device=self.device)
-        for members in self._same_size_groups(copies):
+        for members in self._batches(copies):
             members_t = torch.tensor(members, device=self.device)
             selected = torch.isin(candidates.image_index, members_t).nonzero().squeeze(1)
             if len(selected) == 0:
                 continue
             local = torch.searchsorted(members_t, candidates.image_index[selected])
             rois = torch.cat([local[:, None].float(), regions[selected]], dim=1)
-            batch = torch.cat([copies[i] for i in members])
+            batch = torch.cat([copies[i] for i in members]).float()
             crops[selected] = roi_align(batch, rois, (size, size), spatial_scale=1.0,
                                         sampling_ratio=-1, aligned=True)
         return (crops - NORMALISE_MEAN) * NORMALISE_SCALE
