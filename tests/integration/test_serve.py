@@ -57,8 +57,14 @@ def _stop(process, sig=signal.SIGINT):
     process.send_signal(sig)
     output, _ = process.communicate(timeout=60)
     time.sleep(0.5)
-    alive = [pid for pid in family if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
-    return output, alive
+    return output, [pid for pid in family if _running(pid)]
+
+
+def _running(pid) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:  # gone, or a zombie psutil refuses to describe
+        return False
 
 
 def _servers_running(data_dir):

@@ -58,7 +58,16 @@ def test_database_url() -> str:
 
 
 def start_worker_process(*queues: str, extra_env: dict | None = None) -> subprocess.Popen:
-    env = dict(os.environ, DATABASE_URL=test_database_url(), REDIS_URL=settings.REDIS_URL, PYTHONUNBUFFERED="1")
+    # The same servers, database and files as this test session (a process outside pytest
+    # would default to the development data directory).
+    env = dict(
+        os.environ,
+        DATABASE_URL=test_database_url(),
+        REDIS_URL=settings.REDIS_URL,
+        SIGHTLINE_DATA_DIR=str(settings.DATA_DIR),
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        PYTHONUNBUFFERED="1",
+    )
     env.update(extra_env or {})
     process = subprocess.Popen(
         [sys.executable, "manage.py", "rqworker", *queues, "--worker-class", "recognition.worker.SightlineWorker"],
