@@ -25,7 +25,7 @@ from config import embedded
 # Seconds a child gets to finish after SIGTERM before it is killed. rq's warm shutdown lets
 # the current job finish, so the worker gets longer.
 STOP_GRACE_SECONDS = {"web": 10, "worker": 30, "realtime": 15}
-MAX_WORKER_RESTARTS_PER_MINUTE = 5
+MAX_RESTARTS_PER_MINUTE = 5
 
 
 def _die_with_parent() -> None:
@@ -92,18 +92,16 @@ class Command(BaseCommand):
         return subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_die_with_parent)
 
     def _supervise(self, children: dict[str, subprocess.Popen]) -> None:
-        """Wait for Ctrl-C. A worker that dies (a crash in a native decoder, say) is restarted,
-        its job re-queued by the stuck-job sweep; if the web server dies, everything stops."""
+        """Wait for Ctrl-C. A child that dies (a crash in a native video decoder, say) is
+        restarted; a worker's job is re-queued by the stuck-job sweep. A child that keeps dying
+        stops everything, so a broken setup fails loudly instead of looping."""
         restarts: list[float] = []
         while not self._stopping:
             for name, child in children.items():
                 if child.poll() is None:
                     continue
-                if name == "web":
-                    self.stderr.write(f"web exited with status {child.returncode}; stopping Sightline.")
-                    return
                 restarts = [t for t in restarts if time.monotonic() - t < 60] + [time.monotonic()]
-                if len(restarts) > MAX_WORKER_RESTARTS_PER_MINUTE:
+                if len(restarts) > MAX_RESTARTS_PER_MINUTE:
                     self.stderr.write(f"{name} keeps exiting (status {child.returncode}); stopping Sightline.")
                     return
                 self.stderr.write(f"{name} exited with status {child.returncode}; restarting it.")
