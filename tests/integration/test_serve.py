@@ -16,6 +16,7 @@ import urllib.request
 import psutil
 import pytest
 
+from config import embedded
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -67,6 +68,16 @@ def _running(pid) -> bool:
         return False
 
 
+def _force_stop(process, data_dir):
+    """After a failure: nothing this test started may outlive it."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    sockets = embedded.socket_dir(data_dir)
+    embedded.RedisServer(data_dir / "redis", sockets).stop()
+    embedded.PostgresServer(data_dir / "postgres", sockets).stop()
+
+
 def _servers_running(data_dir):
     needle = str(data_dir)
     return [
@@ -115,11 +126,11 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path):
         with urllib.request.urlopen(f"{base}/") as response:  # anonymous → login page
             assert "/login/" in response.geturl()
         output, alive = _stop(process)
+        leftover = _servers_running(data_dir)  # before the clean-up below could hide them
     finally:
-        if process.poll() is None:
-            process.kill()
+        _force_stop(process, data_dir)
     assert alive == [], f"processes left behind: {alive}\n{output}"
-    assert _servers_running(data_dir) == [], "embedded servers still running after stop"
+    assert leftover == [], "embedded servers still running after stop"
     credentials = re.search(r"Created admin account (\S+) with password (\S+)", output)
     assert credentials, output
 
@@ -133,10 +144,10 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path):
         worker.kill()
         _wait_for(lambda: (c := _child(process, "inference")) is not None and c.pid != worker.pid, "worker restart")
         output, alive = _stop(process, signal.SIGTERM)
+        leftover = _servers_running(data_dir)
     finally:
-        if process.poll() is None:
-            process.kill()
+        _force_stop(process, data_dir)
     assert "Created admin account" not in output
     assert "restarting it" in output
     assert alive == []
-    assert _servers_running(data_dir) == []
+    assert leftover == []
