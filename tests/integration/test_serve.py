@@ -89,8 +89,11 @@ def _servers_running(data_dir):
 
 def _child(process, needle):
     for child in psutil.Process(process.pid).children():
-        if any(needle in part for part in child.cmdline()):
-            return child
+        try:
+            if any(needle in part for part in child.cmdline()):
+                return child
+        except psutil.Error:  # a killed child, not yet reaped by serve
+            continue
     return None
 
 
