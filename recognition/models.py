@@ -79,10 +79,6 @@ class Job(models.Model):
         return f"Job {self.pk} ({self.stage})"
 
     @property
-    def owner_id(self):
-        return self.asset.owner_id
-
-    @property
     def is_finished(self) -> bool:
         return self.stage in TERMINAL_STAGES
 

@@ -170,7 +170,6 @@ def _save_results(job, attempt, found, matches, tags, image_embedding, model_ver
             asset=asset,
             defaults={"embedding": image_embedding, "model_version": inference.image_tagger().model_id},
         )
-        job.attempts = current.attempts
         job.advance(Stage.COMPLETED)
     logger.info(
         "asset processed",

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from media import services as media_services
-from recognition.models import Face, Job
+from recognition.models import Face, Job, Subject
 
 
 def upload_of(data: bytes | Path, name: str | None = None) -> SimpleUploadedFile:
@@ -46,3 +46,11 @@ def make_face(asset, *, embedding=None, subject=None, is_example=False, box=(10,
         embedding=unit_vector(0) if embedding is None else embedding, model_version="test", subject=subject,
         is_example=is_example, **fields,
     )
+
+
+def enrolled_photo(owner, photo_name: str, subject_name: str) -> dict:
+    """One stored photo with its finished job, a subject, and the photo's face as its example."""
+    asset = stored_asset(owner, jpeg_bytes(), photo_name)
+    subject = Subject.objects.create(owner=owner, name=subject_name)
+    face = make_face(asset, subject=subject, is_example=True)
+    return {"asset": asset, "job": asset.jobs.get(), "subject": subject, "face": face}

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from recognition.models import Job, Subject
-from tests.integration.recognition.api_helpers import jpeg_bytes, make_face, stored_asset
+from tests.integration.recognition.api_helpers import enrolled_photo
 
 pytestmark = pytest.mark.django_db
 
@@ -19,10 +19,7 @@ def staff_client(client, staff_user):
 
 @pytest.fixture
 def rows(user):
-    asset = stored_asset(user, jpeg_bytes(), "holiday.jpg")
-    subject = Subject.objects.create(owner=user, name="Ada")
-    face = make_face(asset, subject=subject, is_example=True)
-    return {"asset": asset, "job": asset.jobs.get(), "subject": subject, "face": face}
+    return enrolled_photo(user, "holiday.jpg", "Ada")
 
 
 def test_changelists_and_change_forms_load(staff_client, rows):

@@ -7,7 +7,7 @@ import pytest
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from recognition.models import Face, Job, Subject
-from tests.integration.recognition.api_helpers import jpeg_bytes, make_face, stored_asset
+from tests.integration.recognition.api_helpers import enrolled_photo, jpeg_bytes, make_face, stored_asset
 
 pytestmark = pytest.mark.django_db
 
@@ -19,10 +19,7 @@ def client_for(api_client, someone):
 
 @pytest.fixture
 def alices(user):
-    asset = stored_asset(user, jpeg_bytes(), "alice.jpg")
-    subject = Subject.objects.create(owner=user, name="Alice's friend")
-    example = make_face(asset, subject=subject, is_example=True)
-    return {"asset": asset, "job": asset.jobs.get(), "subject": subject, "face": example}
+    return enrolled_photo(user, "alice.jpg", "Alice's friend")
 
 
 @pytest.fixture
