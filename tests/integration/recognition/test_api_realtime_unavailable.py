@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def _short_wait(settings):
+def _short_wait(settings, no_realtime_worker):
     settings.SIGHTLINE_REALTIME_TIMEOUT_SECONDS = 1
 
 
