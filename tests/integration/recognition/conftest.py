@@ -156,10 +156,14 @@ class RealtimeWorker:
             self.process = None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _forget_old_worker_logs():
+    for old_log in (Path(settings.DATA_DIR) / "logs").glob("test-worker-*.log"):
+        old_log.unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="session")
 def _realtime_workers(django_db_setup):
-    for old_log in (Path(settings.DATA_DIR) / "logs").glob("test-worker-*.log"):
-        old_log.unlink(missing_ok=True)  # from earlier sessions
     workers = RealtimeWorker()
     yield workers
     workers.stop()
