@@ -1,4 +1,5 @@
-"""WebSocket streams of job events: ``ws/jobs/`` (all of the user's jobs) and ``ws/jobs/<id>/``."""
+"""WebSocket streams of job events: ``ws/jobs/`` (all of the user's jobs; every user's for
+staff, whose dashboard lists everyone's files) and ``ws/jobs/<id>/`` (one job)."""
 
 from __future__ import annotations
 
@@ -20,15 +21,17 @@ class JobEventsConsumer(AuthenticatedJsonConsumer):
         self.user = self.scope["user"]
         self.job_id = self.scope["url_route"]["kwargs"].get("job_id")
         self.last_sent_at: dict[int, str] = {}
-        stream_owner = self.user.pk
         if self.job_id is not None:
-            stream_owner = await self._job_owner(self.job_id)
-            if stream_owner is None:
+            job_owner = await self._job_owner(self.job_id)
+            if job_owner is None:
                 await self.close(code=CLOSE_NOT_FOUND)
                 return
+            group = events.user_group(job_owner)
+        else:
+            group = events.STAFF_GROUP if self.user.is_staff else events.user_group(self.user.pk)
         # Join first, then read the state: an event in between is queued, not lost, and the
         # ``at`` check below drops it if the state we send already includes it.
-        self.group = events.user_group(stream_owner)
+        self.group = group
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         for event in await self._current_states():
@@ -75,7 +78,6 @@ class JobEventsConsumer(AuthenticatedJsonConsumer):
         if self.job_id is not None:
             jobs = jobs.filter(pk=self.job_id)
         else:
-            # Staff see everything elsewhere, but their stream is their own jobs.
             recent = timezone.now() - timedelta(seconds=RECENT_SECONDS)
-            jobs = jobs.filter(asset__owner=self.user).filter(Q(finished_at__isnull=True) | Q(finished_at__gte=recent))
+            jobs = jobs.filter(Q(finished_at__isnull=True) | Q(finished_at__gte=recent))
         return [events.job_event(job) for job in jobs.order_by("created_at", "id")[:200]]

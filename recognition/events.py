@@ -1,4 +1,4 @@
-"""Job events on the channel layer: one group per user; consumers filter further.
+"""Job events on the channel layer: one group per owner and one for staff; consumers filter further.
 
 Message format (also what WebSocket clients receive, documented in the API docs):
 
@@ -21,6 +21,10 @@ logger = logging.getLogger(__name__)
 EVENT_TYPE = "job.stage"
 
 
+# Staff see every user's assets on the dashboard, so their ws/jobs/ stream carries every job.
+STAFF_GROUP = "jobs.staff"
+
+
 def user_group(user_id: int) -> str:
     return f"jobs.user.{user_id}"
 
@@ -38,9 +42,12 @@ def job_event(job) -> dict:
 
 
 def publish(user_id: int, event: dict) -> None:
-    """Send to the owner's group. Best effort: a Redis hiccup must not fail the job itself;
-    the state is in the database and a reconnecting client gets it first thing."""
-    try:
-        async_to_sync(get_channel_layer().group_send)(user_group(user_id), {"type": "job.event", "event": event})
-    except Exception:  # noqa: BLE001 - any channel-layer failure is logged and ignored
-        logger.warning("could not publish job event", extra={"job": event.get("job")}, exc_info=True)
+    """Send to the owner's group and the staff group. Best effort: a Redis hiccup must not fail
+    the job itself; the state is in the database and a reconnecting client gets it first thing."""
+    layer = get_channel_layer()
+    for group in (user_group(user_id), STAFF_GROUP):
+        try:
+            async_to_sync(layer.group_send)(group, {"type": "job.event", "event": event})
+        except Exception:  # noqa: BLE001 - any channel-layer failure is logged and ignored
+            logger.warning("could not publish job event", extra={"job": event.get("job"), "group": group},
+                           exc_info=True)

@@ -107,6 +107,24 @@ async def test_other_users_jobs_are_closed_like_missing_ones_and_never_streamed(
     await snooper.disconnect()
 
 
+async def test_staff_stream_carries_every_users_jobs_once(user, staff_user, settings, tmp_path):
+    """The staff dashboard lists everyone's files, so its live stream must cover them too."""
+    settings.MEDIA_ROOT = tmp_path
+    alices = await sync_to_async(make_job)(user)
+    own = await sync_to_async(make_job)(staff_user)
+    staff, connected, _ = await connect("/ws/jobs/", staff_user)
+    assert connected
+    initial = {(await staff.receive_json_from(timeout=5))["job"] for _ in range(2)}
+    assert initial == {alices.pk, own.pk}
+
+    await sync_to_async(alices.advance)(Stage.DETECTING)
+    await sync_to_async(own.advance)(Stage.DETECTING)
+    live = [await staff.receive_json_from(timeout=5) for _ in range(2)]
+    assert [(event["job"], event["stage"]) for event in live] == [(alices.pk, "detecting"), (own.pk, "detecting")]
+    assert await staff.receive_nothing(timeout=0.5)  # its own job's event is not doubled
+    await staff.disconnect()
+
+
 async def test_anonymous_cannot_connect():
     communicator = WebsocketCommunicator(application, "/ws/jobs/", headers=[ORIGIN])
     connected, _ = await communicator.connect(timeout=5)
