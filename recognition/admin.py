@@ -118,10 +118,10 @@ class JobAdmin(admin.ModelAdmin):
     def rerun_jobs(self, request, queryset):
         started, busy = [], []
         for job in queryset.select_related("asset"):
-            if Job.objects.active().filter(asset_id=job.asset_id).exists():
+            try:
+                started.append(services.rerun(job).pk)
+            except services.JobInProgress:
                 busy.append(job.pk)
-                continue
-            started.append(services.rerun(job).pk)
         if started:
             self.message_user(request, f"Started {len(started)} new job(s): {', '.join(map(str, started))}.")
         if busy:

@@ -222,14 +222,10 @@ class JobViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ReadOnlyModelVie
     )
     @action(detail=True, methods=["post"])
     def rerun(self, request, pk=None):
-        job = self.get_object()
-        running = Job.objects.active().filter(asset_id=job.asset_id).first()
-        if running is not None:
-            return error_response(
-                f"This asset is still being processed (job {running.pk}); re-run it once that job ends.",
-                "job_in_progress", status.HTTP_409_CONFLICT,
-            )
-        new_job = services.rerun(job)
+        try:
+            new_job = services.rerun(self.get_object())
+        except services.JobInProgress as busy:
+            return error_response(str(busy), "job_in_progress", status.HTTP_409_CONFLICT)
         return Response(bodies.JobSerializer(new_job, context=self.get_serializer_context()).data,
                         status=status.HTTP_202_ACCEPTED)
 

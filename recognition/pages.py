@@ -5,19 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from accounts.ownership import owned_by
 from media.models import Asset
-from recognition import services
 from recognition.models import STAGE_PROGRESS, Face, Job, Subject
 
 PIPELINE_STAGES = [str(stage) for stage in STAGE_PROGRESS if stage != "completed"]
-
-
-class JobInProgress(Exception):
-    """A re-run asked for while the asset still has a job running."""
 
 
 @dataclass(frozen=True)
@@ -123,15 +117,3 @@ def subjects_with_counts(user) -> QuerySet:
         .annotate(face_count=Count("faces"), example_count=Count("faces", filter=Q(faces__is_example=True)))
         .order_by("name", "id")
     )
-
-
-def rerun_asset(asset: Asset) -> Job:
-    """A new job for the asset, unless one is still running (two would race on its faces)."""
-    with transaction.atomic():
-        # Lock the asset row so two clicks cannot both pass the check.
-        Asset.objects.select_for_update().get(pk=asset.pk)
-        running = Job.objects.active().filter(asset=asset).first()
-        if running is not None:
-            raise JobInProgress(f"This file is still being processed (job {running.pk}); re-run it once that job ends.")
-        previous = asset.jobs.order_by("-created_at", "-id").first()
-        return services.rerun(previous) if previous else services.start_processing(asset)

@@ -21,6 +21,7 @@ from rq.results import Result
 from rq.worker import Worker
 
 from media import services as media_services
+from media.models import Asset
 from recognition import jobs
 from recognition.models import Job, Stage
 
@@ -58,10 +59,31 @@ def start_processing(asset) -> Job:
     return job
 
 
-def rerun(job: Job) -> Job:
-    """Process the job's asset again with a new job (the old one stays as history)."""
+class JobInProgress(Exception):
+    """A re-run asked for while the asset still has a job that has not ended."""
+
+    def __init__(self, running: Job):
+        super().__init__(f"This file is still being processed (job {running.pk}); re-run it once that job ends.")
+        self.running = running
+
+
+def rerun_asset(asset: Asset) -> Job:
+    """Process the asset again with a new job (earlier ones stay as history).
+
+    Raises JobInProgress while a job of that asset is still active: two would race on its faces.
+    """
     with transaction.atomic():
-        return start_processing(job.asset)
+        # Lock the asset row so two simultaneous requests cannot both pass the check.
+        Asset.objects.select_for_update().get(pk=asset.pk)
+        running = Job.objects.active().filter(asset=asset).first()
+        if running is not None:
+            raise JobInProgress(running)
+        return start_processing(asset)
+
+
+def rerun(job: Job) -> Job:
+    """Process the job's asset again (see ``rerun_asset``)."""
+    return rerun_asset(job.asset)
 
 
 # --- stuck jobs ----------------------------------------------------------------------------
@@ -143,7 +165,10 @@ def _sweep(recovery: Recovery, grace: timedelta, include_failed: bool) -> None:
             recovery.failed.append(job.pk)
             continue
         if job.stage == Stage.FAILED:
-            rerun(job)
+            try:
+                rerun(job)
+            except JobInProgress:
+                continue  # someone re-ran it meanwhile
         else:
             jobs.enqueue_processing(job)
         recovery.requeued.append(job.pk)

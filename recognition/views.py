@@ -103,8 +103,8 @@ def asset_detail(request, asset_id):
 def asset_rerun(request, asset_id):
     asset = get_object_or_404(pages.assets_with_latest_job(request.user), pk=asset_id)
     try:
-        job = pages.rerun_asset(asset)
-    except pages.JobInProgress as busy:
+        job = services.rerun_asset(asset)
+    except services.JobInProgress as busy:
         messages.error(request, str(busy))
     else:
         messages.success(request, f"Processing again (job {job.pk}).")
