@@ -12,6 +12,7 @@ import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import BinaryIO
 
 import av
@@ -19,6 +20,7 @@ import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from PIL import Image
 
 from media.models import Asset
@@ -31,11 +33,13 @@ __all__ = [
     "RejectedUpload",
     "VideoFrame",
     "decode_uploaded_image",
+    "discard_files",
     "ingest_upload",
     "iter_video_frames",
     "load_image",
     "make_thumbnail",
     "open_original",
+    "orphaned_files",
     "probe_file",
     "sanitize_filename",
 ]
@@ -91,13 +95,13 @@ def ingest_upload(owner, uploaded_file: BinaryIO, original_name: str | None = No
     except IntegrityError:
         # A concurrent upload of the same bytes won (our INSERT waited for its commit):
         # drop our copy and hand back theirs.
-        _delete_stored_files(asset)
+        discard_files(asset)
         winner = Asset.objects.filter(owner=owner, sha256=sha256).first()
         if winner is None:
             raise
         return IngestResult(winner, created=False)
     except BaseException:
-        _delete_stored_files(asset)  # no row will point at them
+        discard_files(asset)  # no row will point at them
         raise
     return IngestResult(asset, created=True)
 
@@ -189,10 +193,50 @@ def _decoded_frames(container, stream):
         return
 
 
-def _delete_stored_files(asset: Asset) -> None:
+def discard_files(asset: Asset) -> None:
+    """Delete the asset's stored files, for an asset whose row will not exist (rolled back)."""
     for stored in (asset.file, asset.thumbnail):
         if stored:
             stored.delete(save=False)
+
+
+# Where original_path and thumbnail_path put files; nothing else lives under them.
+STORED_FOLDERS = ("assets", "thumbnails")
+ORPHAN_BATCH = 500
+
+
+def orphaned_files(older_than: timedelta) -> Iterator[str]:
+    """Stored files that no asset points at, last changed more than ``older_than`` ago.
+
+    They are what a process killed between storing an upload and committing its row leaves,
+    or a caller's rolled-back transaction. The age guard spares uploads still in flight.
+    """
+    storage = Asset._meta.get_field("file").storage
+    cutoff = timezone.now() - older_than
+    batch: list[str] = []
+    for name in _stored_names(storage):
+        batch.append(name)
+        if len(batch) == ORPHAN_BATCH:
+            yield from _unreferenced(storage, batch, cutoff)
+            batch = []
+    yield from _unreferenced(storage, batch, cutoff)
+
+
+def _stored_names(storage) -> Iterator[str]:
+    pending = [folder for folder in STORED_FOLDERS if storage.exists(folder)]
+    while pending:
+        folder = pending.pop()
+        folders, files = storage.listdir(folder)
+        pending.extend(f"{folder}/{name}" for name in folders)
+        yield from (f"{folder}/{name}" for name in files)
+
+
+def _unreferenced(storage, names: list[str], cutoff) -> Iterator[str]:
+    referenced = set(Asset.objects.filter(file__in=names).values_list("file", flat=True))
+    referenced |= set(Asset.objects.filter(thumbnail__in=names).values_list("thumbnail", flat=True))
+    for name in names:
+        if name not in referenced and storage.get_modified_time(name) < cutoff:
+            yield name
 
 
 def _size_of(fileobj: BinaryIO) -> int:

@@ -43,11 +43,17 @@ def upload(owner, uploaded_file, original_name: str | None = None) -> UploadOutc
 
     Raises ``media.validation.RejectedUpload`` for files we refuse.
     """
-    with transaction.atomic():
-        result = media_services.ingest_upload(owner, uploaded_file, original_name)
-        if not result.created:
-            return UploadOutcome(result.asset, result.asset.jobs.order_by("-created_at", "-id").first(), False)
-        job = start_processing(result.asset)
+    result = None
+    try:
+        with transaction.atomic():
+            result = media_services.ingest_upload(owner, uploaded_file, original_name)
+            if not result.created:
+                return UploadOutcome(result.asset, result.asset.jobs.order_by("-created_at", "-id").first(), False)
+            job = start_processing(result.asset)
+    except BaseException:
+        if result is not None and result.created:
+            media_services.discard_files(result.asset)  # its row was rolled back
+        raise
     return UploadOutcome(result.asset, job, True)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -277,3 +279,39 @@ def test_services_need_no_local_paths(user, settings, media_root, django_capture
     with django_capture_on_commit_callbacks(execute=True):
         Asset.objects.all().delete()
     assert not any(storage.exists(name) for name in (image.file.name, image.thumbnail.name, video.file.name))
+
+
+# --- orphaned files --------------------------------------------------------------------------
+
+
+def age(path: Path, hours: float) -> None:
+    past = time.time() - hours * 3600
+    os.utime(path, (past, past))
+
+
+def test_cleanup_deletes_old_files_no_asset_uses_and_nothing_else(user, media_root):
+    from django.core.management import call_command
+
+    kept = ingest_upload(user, upload(samples.image_bytes(samples.solid(), "PNG"))).asset
+    orphan = media_root / "assets" / str(user.pk) / "ab" / ("ab" * 32 + ".jpg")
+    fresh_orphan = media_root / "thumbnails" / str(user.pk) / "cd" / ("cd" * 32 + ".jpg")
+    for path in (orphan, fresh_orphan):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"left behind")
+    for path in media_root.rglob("*"):
+        if path.is_file() and path != fresh_orphan:
+            age(path, 48)
+
+    listed = io.StringIO()
+    call_command("cleanup_media", "--dry-run", stdout=listed)
+    assert orphan.exists()
+    deleted = io.StringIO()
+    call_command("cleanup_media", stdout=deleted)
+
+    assert listed.getvalue().splitlines() == [f"would delete {orphan.relative_to(media_root)}",
+                                              "1 orphaned file(s) would be deleted."]
+    assert deleted.getvalue().splitlines()[-1] == "1 orphaned file(s) deleted."
+    assert not orphan.exists()
+    assert fresh_orphan.exists()  # maybe an upload in flight
+    assert stored_files(media_root) == sorted([kept.file.name, kept.thumbnail.name, str(fresh_orphan.relative_to(media_root))])
+

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import OperationalError, connection
 
 from media.models import Asset
 from recognition import services
 from recognition.models import Face, ImageEmbedding, ImageTag, Job, Stage, Subject
+from tests.unit.media import samples
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -99,3 +101,18 @@ def test_a_stored_file_that_turns_out_undecodable_fails_the_job_and_the_worker_g
     assert broken_job.stage == Stage.FAILED
     assert broken_job.error and broken_job.error_code
     assert Job.objects.get(pk=good.job.pk).stage == Stage.COMPLETED
+
+
+def test_an_upload_whose_transaction_fails_leaves_no_files(user, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+
+    def database_fails_on_the_job_insert(execute, sql, params, many, context):
+        if sql.startswith('INSERT INTO "recognition_job"'):
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(database_fails_on_the_job_insert), pytest.raises(OperationalError):
+        services.upload(user, SimpleUploadedFile("photo.png", samples.image_bytes(samples.solid(), "PNG")))
+
+    assert not Asset.objects.exists()
+    assert [path for path in tmp_path.rglob("*") if path.is_file()] == []

@@ -1,0 +1,34 @@
+"""``manage.py cleanup_media [--older-than HOURS] [--dry-run]``: delete stored files no asset uses."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+
+from media import services
+from media.models import Asset
+
+
+class Command(BaseCommand):
+    help = ("Delete uploaded files and thumbnails that no asset points at (left by a process killed "
+            "mid-upload or a rolled-back transaction).")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--older-than", type=float, default=24.0, metavar="HOURS",
+                            help="Only files last changed more than this many hours ago (default 24), "
+                                 "so uploads in flight are never touched.")
+        parser.add_argument("--dry-run", action="store_true", help="List what would be deleted; delete nothing.")
+
+    def handle(self, *args, older_than: float, dry_run: bool, **options):
+        if older_than < 0:
+            raise CommandError("--older-than cannot be negative.")
+        storage = Asset._meta.get_field("file").storage
+        found = 0
+        for name in services.orphaned_files(timedelta(hours=older_than)):
+            found += 1
+            self.stdout.write(f"{'would delete' if dry_run else 'deleted'} {name}")
+            if not dry_run:
+                storage.delete(name)
+        verb = "would be deleted" if dry_run else "deleted"
+        self.stdout.write(f"{found} orphaned file(s) {verb}.")
