@@ -357,7 +357,8 @@ class SubjectViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ModelViewSet
         methods=["POST"],
         tags=["subjects"],
         summary="Enrol an example face",
-        description="Either upload a photo (`file`) showing exactly one face, or name which face with "
+        description="Either upload a photo (`file`) showing exactly one clear face (faces under "
+                    "`SIGHTLINE_ENROL_MIN_QUALITY`, 0.4 by default, are not counted), or name which face with "
                     "`face_index` (biggest first; a 400 lists the faces found when there is no single one), "
                     "or send `face_id`, one of your detected faces. A new photo is stored and processed like "
                     "an upload; a photo stored only for a refused enrolment is deleted again.",

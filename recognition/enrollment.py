@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 
 from media import services as media_services
@@ -46,12 +47,22 @@ class Enrollment:
 
 
 def face_choices(faces: list[dict]) -> list[dict]:
-    """What a caller needs to pick a face: its index, box and detector score."""
-    return [{"index": i, "box": face["box"], "score": round(face["score"], 4)} for i, face in enumerate(faces)]
+    """What a caller needs to pick a face: its index, box, detector score and quality."""
+    return [
+        {"index": i, "box": face["box"], "score": round(face["score"], 4), "quality": round(face["quality"], 4)}
+        for i, face in enumerate(faces)
+    ]
 
 
-def choose_face(faces: list[dict], face_index: int | None) -> dict:
-    """The one face to enrol: the only one, or the caller's choice; otherwise say why not."""
+def choose_face(faces: list[dict], face_index: int | None, min_quality: float | None = None) -> dict:
+    """The one face to enrol: the caller's choice, else the only face of usable quality;
+    otherwise say why not.
+
+    Without a choice, faces under ``min_quality`` (tiny, blurred or turned away; in practice
+    mostly the detector's false positives in the background) do not count, so a portrait with
+    something face-like behind the person still enrols the person.
+    """
+    min_quality = settings.SIGHTLINE_ENROL_MIN_QUALITY if min_quality is None else min_quality
     choices = face_choices(faces)
     if face_index is not None:
         if 0 <= face_index < len(faces):
@@ -62,13 +73,20 @@ def choose_face(faces: list[dict], face_index: int | None) -> dict:
         )
     if not faces:
         raise EnrollmentError("No face was found in this photo; an example needs exactly one face.", "no_face")
-    if len(faces) > 1:
+    usable = [face for face in faces if face["quality"] >= min_quality]
+    if len(usable) == 1:
+        return usable[0]
+    if not usable:
         raise EnrollmentError(
-            f"{len(faces)} faces were found in this photo; say which one to enrol with face_index "
-            f"(0 to {len(faces) - 1}, biggest face first).",
-            "several_faces", faces=choices,
+            f"No face in this photo is clear enough for an example (quality under {min_quality:g}: too small, "
+            f"blurred or turned away); use a better photo, or choose one with face_index anyway.",
+            "low_quality", faces=choices,
         )
-    return faces[0]
+    raise EnrollmentError(
+        f"{len(usable)} faces were found in this photo; say which one to enrol with face_index "
+        f"(0 to {len(faces) - 1}, biggest face first).",
+        "several_faces", faces=choices,
+    )
 
 
 def enroll_photo(subject: Subject, uploaded_file, original_name: str | None, analyze: PhotoAnalyzer,

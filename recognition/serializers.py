@@ -190,6 +190,7 @@ class FaceChoiceSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     box = serializers.ListField(child=serializers.FloatField(), min_length=4, max_length=4)
     score = serializers.FloatField()
+    quality = serializers.FloatField(help_text="0 to 1: size, sharpness, exposure and frontality of the face.")
 
 
 class EnrollmentErrorSerializer(serializers.Serializer):
