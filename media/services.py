@@ -40,6 +40,7 @@ __all__ = [
     "make_thumbnail",
     "open_original",
     "orphaned_files",
+    "video_frame_at",
     "probe_file",
     "sanitize_filename",
 ]
@@ -163,6 +164,32 @@ def iter_video_frames(asset: Asset, every_seconds: float = 1.0, max_frames: int 
                 next_time += every_seconds
     if yielded == 0:
         raise RejectedUpload("The video has no frame that can be decoded.", "no_frames", 400)
+
+
+def video_frame_at(asset: Asset, timestamp: float, index: int | None = None) -> np.ndarray:
+    """The frame ``iter_video_frames`` gave at ``timestamp`` (its ``index`` in the stream, when
+    known), as H×W×3 uint8 RGB.
+
+    Seeks to the keyframe before it and decodes forward: one group of pictures, where decoding
+    from the start would cost the whole video up to that point. Falls back to decoding from the
+    start when the stream has no timestamps or the seek lands past the frame.
+    Raises RejectedUpload("no_frames") when the frame cannot be decoded again.
+    """
+    with open_original(asset) as fileobj, open_video(fileobj) as container:
+        stream = video_stream(container)
+        first = next(_decoded_frames(container, stream), None)
+        if first is not None and first.time is not None and stream.time_base:
+            target = first.time + timestamp
+            container.seek(int(target / stream.time_base), stream=stream, backward=True)
+            for frame in _decoded_frames(container, stream):
+                if frame.time is None or frame.time > target + 1e-6:
+                    break  # no timestamps after all, or the seek overshot: decode from the start
+                if frame.time + 1e-6 >= target:
+                    return _frame_pixels(frame)
+    for frame in iter_video_frames(asset, every_seconds=timestamp if timestamp > 0 else 1.0, max_frames=2):
+        if (frame.index == index) if index is not None else abs(frame.timestamp - timestamp) <= 1e-6:
+            return frame.image
+    raise RejectedUpload("The video frame could not be decoded again.", "no_frames", 400)
 
 
 def make_thumbnail(image: Image.Image | np.ndarray, side: int = THUMBNAIL_SIDE) -> bytes:

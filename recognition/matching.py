@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from media import services as media_services
+from media.validation import RejectedUpload
 from recognition import search
 from recognition.models import Face
 
@@ -91,12 +92,11 @@ def _face_pixels(face: Face) -> np.ndarray:
     asset = face.asset
     if not asset.is_video:
         return media_services.load_image(asset)
-    if face.frame_index is None:
+    if face.frame_index is None or face.timestamp is None:
         raise FaceUnavailable("This video face has no frame recorded.")
-    # Sampling every ``timestamp`` seconds yields the first frame, then the first frame at or
-    # after ``timestamp``: the very frame the pipeline sampled (same decoder, same clock).
-    every = face.timestamp if face.timestamp and face.timestamp > 0 else 1.0
-    for frame in media_services.iter_video_frames(asset, every_seconds=every, max_frames=2):
-        if frame.index == face.frame_index:
-            return frame.image
-    raise FaceUnavailable("The video frame of this face could not be decoded again.")
+    # The very frame the pipeline sampled, found from the keyframe before it: this runs in the
+    # web process, and decoding a long video from its start for every crop would not do.
+    try:
+        return media_services.video_frame_at(asset, face.timestamp, face.frame_index)
+    except RejectedUpload:
+        raise FaceUnavailable("The video frame of this face could not be decoded again.") from None

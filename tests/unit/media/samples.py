@@ -77,6 +77,26 @@ def synthetic_video(frames: int = 10, fps: int = 5, size=(64, 48), codec: str = 
     return buffer.getvalue()
 
 
+def counting_video(frames: int, fps: int, keyframe_every: int) -> bytes:
+    """128×96 frames showing their own index in binary (9 black or white bars), with a keyframe
+    every ``keyframe_every`` frames: no two frames look alike, so finding the wrong one shows."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        stream.codec_context.gop_size = keyframe_every
+        for index in range(frames):
+            pixels = np.zeros((96, 128, 3), dtype=np.uint8)
+            for bit in range(9):
+                if index >> bit & 1:
+                    pixels[:, bit * 14 : bit * 14 + 12] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
+
+
 def sideways_phone_video() -> bytes:
     """Frames stored 64×48 (red left, blue right) in an MP4 whose track matrix says "turn 90°
     clockwise to show", as phones record portrait video: shown 48×64 with red on top."""
