@@ -32,8 +32,8 @@ from recognition.models import Face, Job, Stage, Subject
 JOB_EVENTS_DOC = """
 
 **Live progress over WebSocket.** Connect to `ws/jobs/` (every job of yours; every user's for
-staff) or `ws/jobs/<id>/` (one job; closed with code 4404 when it is not yours). Authenticate with the session cookie or
-with `?token=<JWT access token>`. The current state of the job(s) is sent first, then one JSON
+staff) or `ws/jobs/<id>/` (one job; closed with code 4404 when it is not yours). Authenticate
+with the session cookie or with `?token=<JWT access token>`. The current state of the job(s) is sent first, then one JSON
 message per change:
 
     {"type": "job.stage", "job": 12, "asset": 7, "stage": "detecting", "progress": 10,
