@@ -33,8 +33,8 @@ JOB_EVENTS_DOC = """
 
 **Live progress over WebSocket.** Connect to `ws/jobs/` (every job of yours; every user's for
 staff) or `ws/jobs/<id>/` (one job; closed with code 4404 when it is not yours). Authenticate
-with the session cookie or with `?token=<JWT access token>`. The current state of the job(s) is sent first, then one JSON
-message per change:
+with the session cookie or with `?token=<JWT access token>`. The current state of the job(s)
+is sent first, then one JSON message per change:
 
     {"type": "job.stage", "job": 12, "asset": 7, "stage": "detecting", "progress": 10,
      "at": "2026-11-22T10:00:00.123456+00:00", "error": null}
