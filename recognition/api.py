@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, prefetch_related_objects
 from django.http import FileResponse, HttpResponse
+from django.utils.cache import patch_cache_control
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -44,6 +45,7 @@ with `error` set. Send `{"type": "state"}` to get the current state again."""
 
 BINARY_FILE = {(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: bodies.ErrorSerializer}
 JPEG = {(200, "image/jpeg"): OpenApiTypes.BINARY, 404: bodies.ErrorSerializer}
+IMAGE_MAX_AGE_SECONDS = 3600
 SIMILAR_LIMIT = 20
 SIMILAR_MAX_LIMIT = 100
 
@@ -77,6 +79,14 @@ class RefusalsAsErrors:
         if isinstance(exc, FaceNotFound):
             return error_response(exc.message, "not_found", status.HTTP_404_NOT_FOUND)
         return super().handle_exception(exc)
+
+
+def browser_cached(response):
+    """Let the user's browser (never a shared cache) keep an image for an hour: an asset's file
+    and thumbnail never change, a face's crop hardly does, and the pages show dozens of crops,
+    each cut from a decoded photo or video frame."""
+    patch_cache_control(response, private=True, max_age=IMAGE_MAX_AGE_SECONDS)
+    return response
 
 
 def analyze_on_realtime_worker(asset: Asset) -> dict:
@@ -174,8 +184,8 @@ class AssetViewSet(RefusalsAsErrors, OwnedQuerysetMixin, mixins.ListModelMixin, 
     @action(detail=True, methods=["get"])
     def file(self, request, pk=None):
         asset = self.get_object()
-        return FileResponse(asset.file.storage.open(asset.file.name, "rb"), filename=asset.original_name,
-                            content_type=asset.content_type)
+        return browser_cached(FileResponse(asset.file.storage.open(asset.file.name, "rb"),
+                                           filename=asset.original_name, content_type=asset.content_type))
 
     @extend_schema(tags=["assets"], summary="The asset's JPEG thumbnail", responses=JPEG)
     @action(detail=True, methods=["get"])
@@ -184,8 +194,8 @@ class AssetViewSet(RefusalsAsErrors, OwnedQuerysetMixin, mixins.ListModelMixin, 
         if not asset.thumbnail:
             return error_response("This asset has no thumbnail.", "not_found", status.HTTP_404_NOT_FOUND)
         stem = asset.original_name.rsplit(".", 1)[0]
-        return FileResponse(asset.thumbnail.storage.open(asset.thumbnail.name, "rb"),
-                            filename=f"{stem}-thumbnail.jpg", content_type="image/jpeg")
+        return browser_cached(FileResponse(asset.thumbnail.storage.open(asset.thumbnail.name, "rb"),
+                                           filename=f"{stem}-thumbnail.jpg", content_type="image/jpeg"))
 
 
 # --- jobs ----------------------------------------------------------------------------------
@@ -279,7 +289,7 @@ class FaceViewSet(RefusalsAsErrors, OwnedQuerysetMixin, mixins.ListModelMixin, m
     @action(detail=True, methods=["get"])
     def crop(self, request, pk=None):
         face = self.get_object()
-        return HttpResponse(matching.face_crop_jpeg(face), content_type="image/jpeg")
+        return browser_cached(HttpResponse(matching.face_crop_jpeg(face), content_type="image/jpeg"))
 
     @extend_schema(
         tags=["faces"],

@@ -94,6 +94,8 @@ def test_the_original_and_the_thumbnail_stream_with_the_sanitised_name(auth_clie
     assert thumbnail.status_code == 200
     assert b"".join(thumbnail.streaming_content)[:3] == b"\xff\xd8\xff"
     assert 'filename="holiday-thumbnail.jpg"' in thumbnail["Content-Disposition"]
+    # Browsers may keep them; shared caches may not (they are one user's).
+    assert original["Cache-Control"] == thumbnail["Cache-Control"] == "private, max-age=3600"
 
 
 def test_delete_removes_the_asset_its_faces_jobs_and_files(auth_client, user, django_capture_on_commit_callbacks):

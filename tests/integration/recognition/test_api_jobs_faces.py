@@ -98,6 +98,7 @@ def test_crop_is_a_jpeg_of_the_face_box_with_a_margin(auth_client, user, faces_d
     crop = Image.open(io.BytesIO(response.content))
     assert crop.format == "JPEG"
     assert crop.size == (150, 180)  # the 100×120 box and 25% of it on every side
+    assert response["Cache-Control"] == "private, max-age=3600"
 
 
 def test_crop_of_a_video_face_comes_from_its_sampled_frame(auth_client, user):
