@@ -13,6 +13,7 @@
 | ``SIGHTLINE_MAX_UPLOAD_MB`` | ``50`` | largest image upload |
 | ``SIGHTLINE_MAX_VIDEO_MB`` | ``500`` | largest video upload |
 | ``SIGHTLINE_MAX_IMAGE_PIXELS`` | ``89478485`` | decompression-bomb guard (Pillow's default) |
+| ``SIGHTLINE_MAX_VIDEO_PIXELS`` | ``33177600`` | largest video frame (8K UHD, 7680×4320) |
 | ``SIGHTLINE_MAX_VIDEO_SECONDS`` | ``600`` | longest video accepted |
 | ``SIGHTLINE_MATCH_THRESHOLD`` | ``0.6`` | face distance under which two faces are the same person |
 | ``SIGHTLINE_ENROL_MIN_QUALITY`` | ``0.4`` | faces below this quality are not counted when a photo is enrolled without a face_index |
@@ -272,6 +273,8 @@ STORAGES = {
 SIGHTLINE_MAX_UPLOAD_BYTES = env_int("SIGHTLINE_MAX_UPLOAD_MB", 50) * 1024 * 1024
 SIGHTLINE_MAX_VIDEO_BYTES = env_int("SIGHTLINE_MAX_VIDEO_MB", 500) * 1024 * 1024
 SIGHTLINE_MAX_IMAGE_PIXELS = env_int("SIGHTLINE_MAX_IMAGE_PIXELS", 89_478_485)
+# Workers decode videos a batch of frames at a time: a frame size bound is a memory bound.
+SIGHTLINE_MAX_VIDEO_PIXELS = env_int("SIGHTLINE_MAX_VIDEO_PIXELS", 7680 * 4320)
 SIGHTLINE_MAX_VIDEO_SECONDS = env_int("SIGHTLINE_MAX_VIDEO_SECONDS", 600)
 # Request bodies above this are refused before they reach a view.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

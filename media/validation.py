@@ -120,7 +120,8 @@ def probe_file(fileobj: BinaryIO, size: int) -> ProbedMedia:
         _check_size(size, settings.SIGHTLINE_MAX_UPLOAD_BYTES, "image")
         return _probe_image(fileobj)
     _check_size(size, settings.SIGHTLINE_MAX_VIDEO_BYTES, "video")
-    return probe_video_in_child(fileobj, settings.SIGHTLINE_MAX_VIDEO_SECONDS, timeout=probe_timeout(size))
+    return probe_video_in_child(fileobj, settings.SIGHTLINE_MAX_VIDEO_SECONDS, timeout=probe_timeout(size),
+                                max_pixels=settings.SIGHTLINE_MAX_VIDEO_PIXELS)
 
 
 def decode_image(fileobj: BinaryIO) -> Image.Image:
@@ -167,6 +168,7 @@ def probe_video_in_child(
     *,
     timeout: float = VIDEO_PROBE_BASE_SECONDS,
     memory_bytes: int = VIDEO_PROBE_MEMORY_BYTES,
+    max_pixels: int | None = None,
 ) -> ProbedMedia:
     """``media.videoprobe.probe_video`` run in a child process under ``memory_bytes`` of
     address space and ``timeout`` seconds; raises RejectedUpload for the file's faults and
@@ -180,6 +182,7 @@ def probe_video_in_child(
             command = [
                 sys.executable, "-m", "media.videoprobe", video_path, preview_path,
                 "--max-seconds", str(max_seconds), "--memory-bytes", str(memory_bytes),
+                *(["--max-pixels", str(max_pixels)] if max_pixels is not None else []),
             ]
             child = subprocess.Popen(
                 command, cwd=PROJECT_ROOT, env={**os.environ, **CHILD_ENVIRONMENT},

@@ -3,7 +3,7 @@
 FFmpeg is native code: a hostile file can crash it, hang it or make it allocate without end.
 The web process therefore never opens an uploaded video itself; ``media.validation`` runs
 
-    python -m media.videoprobe VIDEO PREVIEW --max-seconds N --memory-bytes M
+    python -m media.videoprobe VIDEO PREVIEW --max-seconds N --max-pixels P --memory-bytes M
 
 as a short-lived child under an address-space cap and a wall-clock timeout, so a crash costs
 one request, not the server. The rq workers, which decode stored videos in-process, use the
@@ -88,14 +88,18 @@ def looks_like_video(head: bytes) -> bool:
     return any(head[offset : offset + len(magic)] == magic for offset, magic in VIDEO_SIGNATURES)
 
 
-def probe_video(fileobj: BinaryIO, max_seconds: float) -> ProbedMedia:
+def probe_video(fileobj: BinaryIO, max_seconds: float, max_pixels: int | None = None) -> ProbedMedia:
     """Measure the video in ``fileobj`` and decode its first frame, or raise RejectedUpload.
 
+    ``max_pixels`` bounds a frame's size, checked on the stream's declared size before any
+    decoding and again on the decoded frame (every later frame is decoded by the workers, and
+    the first is handed to the web process as raw RGB).
     In-process: the web process calls it only through the child (``media.validation``)."""
     fileobj.seek(0)
     head = fileobj.read(HEAD_BYTES)
     with open_video(fileobj) as container:
         stream = video_stream(container)
+        _check_pixels(stream.codec_context.width, stream.codec_context.height, max_pixels)
         stream.thread_count = 1  # one frame to decode: decoder threads would only cost memory
         ext, content_type = _video_type(container.format.name, head)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -104,6 +108,7 @@ def probe_video(fileobj: BinaryIO, max_seconds: float) -> ProbedMedia:
         if duration is not None and duration > max_seconds:
             raise _too_long(duration, max_seconds)
         first = first_frame(container, stream)
+        _check_pixels(first.width, first.height, max_pixels)
         if duration is None:
             duration = _scan_duration(container, stream)
             if duration > max_seconds:
@@ -218,6 +223,14 @@ def _scan_duration(container, stream) -> float:
     return end
 
 
+def _check_pixels(width: int, height: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise RejectedUpload(
+            f"The video's frames are {width}×{height} pixels; the most accepted is {max_pixels} pixels a frame.",
+            "too_many_pixels", 400,
+        )
+
+
 def _too_long(duration: float, max_seconds: float) -> RejectedUpload:
     return RejectedUpload(
         f"The video lasts {duration:.1f} s; the longest accepted is {max_seconds:g} s.", "too_long", 400
@@ -232,12 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("video", help="the file to probe")
     parser.add_argument("preview", help="where to write the first frame, as raw RGB bytes")
     parser.add_argument("--max-seconds", type=float, required=True, help="refuse longer videos (too_long)")
+    parser.add_argument("--max-pixels", type=int, default=None, help="refuse bigger frames (too_many_pixels)")
     parser.add_argument("--memory-bytes", type=int, default=0, help="address-space cap; 0: none")
     args = parser.parse_args(argv)
     _limit_resources(args.memory_bytes)
     try:
         with open(args.video, "rb") as fileobj:
-            probed = probe_video(fileobj, args.max_seconds)
+            probed = probe_video(fileobj, args.max_seconds, args.max_pixels)
     except RejectedUpload as refused:
         return _answer({"refused": {"message": refused.message, "code": refused.code, "status": refused.status}})
     except MemoryError:  # Python's or FFmpeg's: the allocation that failed is freed by now

@@ -60,3 +60,12 @@ def test_a_video_spooled_to_disk_is_probed_from_its_temporary_file(auth_client, 
     asset = Asset.objects.get(pk=response.json()["asset"]["id"])
     assert (asset.kind, asset.width, asset.height, asset.frame_count) == ("video", 64, 48, 10)
     assert asset.thumbnail
+
+
+def test_a_video_with_frames_over_the_limit_is_a_400_and_nothing_is_stored(auth_client, settings):
+    settings.SIGHTLINE_MAX_VIDEO_PIXELS = 32 * 24
+    response = post_video(auth_client, samples.synthetic_video(frames=10, fps=5))  # 64×48 frames
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "too_many_pixels"
+    assert not Asset.objects.exists()

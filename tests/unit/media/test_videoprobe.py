@@ -205,6 +205,17 @@ def test_refusals_made_in_the_child_reach_the_caller_unchanged():
     )
 
 
+def test_frames_over_the_pixel_limit_are_refused_and_the_limit_itself_passes():
+    data = samples.synthetic_video(frames=10, fps=5)  # 64×48 frames
+    refused = refusal(lambda: probe_video_in_child(io.BytesIO(data), MAX_SECONDS, max_pixels=64 * 48 - 1))
+    accepted = probe_video_in_child(io.BytesIO(data), MAX_SECONDS, max_pixels=64 * 48)
+
+    assert (refused.code, refused.status, refused.message) == (
+        "too_many_pixels", 400, "The video's frames are 64×48 pixels; the most accepted is 3071 pixels a frame."
+    )
+    assert (accepted.width, accepted.height) == (64, 48)
+
+
 def test_the_child_loads_no_django_torch_or_numpy():
     """No settings, no models in the child; and numpy would nearly double its start-up time."""
     loaded = subprocess.run(
