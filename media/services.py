@@ -33,13 +33,13 @@ __all__ = [
     "RejectedUpload",
     "VideoFrame",
     "decode_uploaded_image",
+    "delete_orphaned_files",
     "discard_files",
     "ingest_upload",
     "iter_video_frames",
     "load_image",
     "make_thumbnail",
     "open_original",
-    "orphaned_files",
     "video_frame_at",
     "probe_file",
     "sanitize_filename",
@@ -232,8 +232,9 @@ STORED_FOLDERS = ("assets", "thumbnails")
 ORPHAN_BATCH = 500
 
 
-def orphaned_files(older_than: timedelta) -> Iterator[str]:
-    """Stored files that no asset points at, last changed more than ``older_than`` ago.
+def delete_orphaned_files(older_than: timedelta, dry_run: bool = False) -> Iterator[str]:
+    """Delete (with ``dry_run``, only name) the stored files no asset points at that were last
+    changed more than ``older_than`` ago; yields each name.
 
     They are what a process killed between storing an upload and committing its row leaves,
     or a caller's rolled-back transaction. The age guard spares uploads still in flight.
@@ -244,9 +245,9 @@ def orphaned_files(older_than: timedelta) -> Iterator[str]:
     for name in _stored_names(storage):
         batch.append(name)
         if len(batch) == ORPHAN_BATCH:
-            yield from _unreferenced(storage, batch, cutoff)
+            yield from _delete_unreferenced(storage, batch, cutoff, dry_run)
             batch = []
-    yield from _unreferenced(storage, batch, cutoff)
+    yield from _delete_unreferenced(storage, batch, cutoff, dry_run)
 
 
 def _stored_names(storage) -> Iterator[str]:
@@ -258,11 +259,13 @@ def _stored_names(storage) -> Iterator[str]:
         yield from (f"{folder}/{name}" for name in files)
 
 
-def _unreferenced(storage, names: list[str], cutoff) -> Iterator[str]:
+def _delete_unreferenced(storage, names: list[str], cutoff, dry_run: bool) -> Iterator[str]:
     referenced = set(Asset.objects.filter(file__in=names).values_list("file", flat=True))
     referenced |= set(Asset.objects.filter(thumbnail__in=names).values_list("thumbnail", flat=True))
     for name in names:
         if name not in referenced and storage.get_modified_time(name) < cutoff:
+            if not dry_run:
+                storage.delete(name)
             yield name
 
 

@@ -119,7 +119,7 @@ class JobAdmin(admin.ModelAdmin):
         started, busy = [], []
         for job in queryset.select_related("asset"):
             try:
-                started.append(services.rerun(job).pk)
+                started.append(services.rerun_asset(job.asset).pk)
             except services.JobInProgress:
                 busy.append(job.pk)
         if started:

@@ -233,7 +233,7 @@ class JobViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ReadOnlyModelVie
     @action(detail=True, methods=["post"])
     def rerun(self, request, pk=None):
         try:
-            new_job = services.rerun(self.get_object())
+            new_job = services.rerun_asset(self.get_object().asset)
         except services.JobInProgress as busy:
             return error_response(str(busy), "job_in_progress", status.HTTP_409_CONFLICT)
         return Response(bodies.JobSerializer(new_job, context=self.get_serializer_context()).data,

@@ -26,12 +26,11 @@ class JobEventsConsumer(AuthenticatedJsonConsumer):
             if job_owner is None:
                 await self.close(code=CLOSE_NOT_FOUND)
                 return
-            group = events.user_group(job_owner)
+            self.group = events.user_group(job_owner)
         else:
-            group = events.STAFF_GROUP if self.user.is_staff else events.user_group(self.user.pk)
+            self.group = events.STAFF_GROUP if self.user.is_staff else events.user_group(self.user.pk)
         # Join first, then read the state: an event in between is queued, not lost, and the
         # ``at`` check below drops it if the state we send already includes it.
-        self.group = group
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         for event in await self._current_states():

@@ -87,11 +87,6 @@ def rerun_asset(asset: Asset) -> Job:
         return start_processing(asset)
 
 
-def rerun(job: Job) -> Job:
-    """Process the job's asset again (see ``rerun_asset``)."""
-    return rerun_asset(job.asset)
-
-
 # --- stuck jobs ----------------------------------------------------------------------------
 
 
@@ -172,7 +167,7 @@ def _sweep(recovery: Recovery, grace: timedelta, include_failed: bool) -> None:
             continue
         if job.stage == Stage.FAILED:
             try:
-                rerun(job)
+                rerun_asset(job.asset)
             except JobInProgress:
                 continue  # someone re-ran it meanwhile
         else:

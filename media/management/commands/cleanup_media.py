@@ -7,7 +7,6 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 
 from media import services
-from media.models import Asset
 
 
 class Command(BaseCommand):
@@ -23,12 +22,8 @@ class Command(BaseCommand):
     def handle(self, *args, older_than: float, dry_run: bool, **options):
         if older_than < 0:
             raise CommandError("--older-than cannot be negative.")
-        storage = Asset._meta.get_field("file").storage
         found = 0
-        for name in services.orphaned_files(timedelta(hours=older_than)):
+        for name in services.delete_orphaned_files(timedelta(hours=older_than), dry_run=dry_run):
             found += 1
             self.stdout.write(f"{'would delete' if dry_run else 'deleted'} {name}")
-            if not dry_run:
-                storage.delete(name)
-        verb = "would be deleted" if dry_run else "deleted"
-        self.stdout.write(f"{found} orphaned file(s) {verb}.")
+        self.stdout.write(f"{found} orphaned file(s) {'would be deleted' if dry_run else 'deleted'}.")

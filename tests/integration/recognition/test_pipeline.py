@@ -80,7 +80,7 @@ def test_rerunning_a_job_replaces_faces_instead_of_duplicating_them(user, faces_
     first = sorted(Face.objects.filter(asset=outcome.asset).values_list("box", flat=True))
     assert len(first) >= 3
 
-    new_job = services.rerun(Job.objects.get(pk=outcome.job.pk))
+    new_job = services.rerun_asset(Job.objects.get(pk=outcome.job.pk).asset)
     run_jobs()
     new_job.refresh_from_db()
     assert new_job.stage == Stage.COMPLETED
