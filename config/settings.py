@@ -2,8 +2,9 @@
 
 | variable | default | meaning |
 |---|---|---|
-| ``DEBUG`` | ``1`` | development mode; ``0`` for production (then ``SECRET_KEY`` is required) |
-| ``SECRET_KEY`` | generated once into ``<data>/secret_key`` | Django's signing key |
+| ``SIGHTLINE_DEBUG`` | ``0`` | ``1``: development mode (Django's debug pages, unhashed static files); never in production |
+| ``SECRET_KEY`` | generated once into ``<data>/secret_key`` with the embedded servers; required with external ones | Django's signing key |
+| ``SIGHTLINE_HTTPS`` | ``1`` (``manage.py serve`` sets ``0``) | served over HTTPS: secure cookies, HSTS, HTTP→HTTPS redirect; ``0`` for plain HTTP on loopback |
 | ``ALLOWED_HOSTS`` | ``localhost,127.0.0.1,[::1]`` | comma-separated |
 | ``CSRF_TRUSTED_ORIGINS`` | empty | comma-separated origins (``https://example.org``) |
 | ``SIGHTLINE_DATA_DIR`` | ``var/`` | embedded servers' data, uploads, the generated secret |
@@ -27,7 +28,7 @@
 | ``SIGHTLINE_NUM_PROXIES`` | ``0`` | reverse proxies in front (for client addresses in throttling) |
 | ``SIGHTLINE_STORAGE`` | ``local`` | ``local`` (files under ``MEDIA_ROOT``) or ``s3`` (django-storages) |
 | ``MEDIA_ROOT`` | ``<data>/media`` | where uploads live with local storage |
-| ``SIGHTLINE_SECURE_SSL_REDIRECT`` | ``1`` when not DEBUG | redirect HTTP to HTTPS (off behind a TLS proxy that does it) |
+| ``SIGHTLINE_SECURE_SSL_REDIRECT`` | ``SIGHTLINE_HTTPS`` | redirect HTTP to HTTPS (off behind a TLS proxy that does it) |
 | ``SIGHTLINE_LOG_LEVEL`` | ``INFO`` | root log level (logs are JSON lines on stdout) |
 | ``SIGHTLINE_LOGIN_RATE`` | ``10/min`` | login attempts per client |
 | ``SIGHTLINE_ACCESS_TOKEN_MINUTES`` | ``15`` | JWT access token lifetime |
@@ -65,16 +66,20 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
-DEBUG = env_bool("DEBUG", True)
+# Production defaults: debug pages list the URL conf and settings, so they are opt-in.
+DEBUG = env_bool("SIGHTLINE_DEBUG", False)
 DATA_DIR = embedded.data_dir()
+USES_EMBEDDED_SERVERS = not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
 
 
 def _secret_key() -> str:
     if key := os.environ.get("SECRET_KEY"):
         return key
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    # Development default: generated once and kept, so sessions survive restarts.
+    if not (DEBUG or USES_EMBEDDED_SERVERS):
+        # Several machines against one database must sign with one key: generating one per
+        # machine would log users out and reject their tokens at random.
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off and the servers are external.")
+    # One machine (the embedded servers): generated once and kept, so sessions survive restarts.
     path = DATA_DIR / "secret_key"
     if not path.exists():
         DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -146,7 +151,6 @@ TEMPLATES = [
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or embedded.database_url(DATA_DIR)
 REDIS_URL = os.environ.get("REDIS_URL") or embedded.redis_url(DATA_DIR)
-USES_EMBEDDED_SERVERS = not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
 
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 
@@ -304,14 +308,18 @@ SIGHTLINE_REALTIME_MAX_BYTES = env_int("SIGHTLINE_REALTIME_MAX_MB", 10) * 1024 *
 
 # --- Security ----------------------------------------------------------------------------
 
+# Served over HTTPS (directly or behind a TLS proxy). `manage.py serve` runs Daphne over plain
+# HTTP on loopback and sets 0 for its children: secure cookies would never be sent back there.
+HTTPS = env_bool("SIGHTLINE_HTTPS", True) and not DEBUG
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+CSRF_FAILURE_VIEW = "config.views.csrf_failure"
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-if not DEBUG:
+if HTTPS:
     SECURE_SSL_REDIRECT = env_bool("SIGHTLINE_SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("SIGHTLINE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True

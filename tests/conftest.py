@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from config import embedded
 
@@ -40,6 +41,17 @@ def _live_sessions() -> list[int]:
 def pytest_sessionstart(session):
     global _services
     _services = embedded.ensure_running()
+    # The in-process test client speaks plain HTTP, as `make run` serves (SIGHTLINE_HTTPS=0;
+    # the production defaults are checked in test_settings). Its pages link unhashed static
+    # files: a manifest exists only after collectstatic, which the browser tests' server runs.
+    from django.test import override_settings
+
+    override_settings(
+        SECURE_SSL_REDIRECT=False, SESSION_COOKIE_SECURE=False, CSRF_COOKIE_SECURE=False, SECURE_HSTS_SECONDS=0,
+        STORAGES={
+            **settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+    ).enable()
     _sessions_dir().mkdir(parents=True, exist_ok=True)
     (_sessions_dir() / str(os.getpid())).touch()
 

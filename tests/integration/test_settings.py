@@ -6,8 +6,10 @@ import sys
 
 from tests.conftest import REPO_ROOT
 
+UNSET = {"SIGHTLINE_DEBUG", "SIGHTLINE_HTTPS", "SECRET_KEY", "DATABASE_URL", "REDIS_URL"}
+
+# No SIGHTLINE_DEBUG and no SIGHTLINE_HTTPS: the defaults are production's.
 PRODUCTION_ENV = {
-    "DEBUG": "0",
     "SECRET_KEY": "x" * 20 + "a-long-random-production-secret-key-0123456789",
     "ALLOWED_HOSTS": "sightline.example.org",
     # Set so that nothing embedded is started: `check` does not connect anyway.
@@ -17,7 +19,7 @@ PRODUCTION_ENV = {
 
 
 def _manage(*args, env):
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL"}}
+    clean = {k: v for k, v in os.environ.items() if k not in UNSET}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env={**clean, **env}, capture_output=True, text=True
     )
@@ -27,6 +29,32 @@ def test_production_settings_pass_check_deploy_without_warnings():
     result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def _setting(name: str, env: dict) -> str:
+    script = f"import django; django.setup(); from django.conf import settings; print(settings.{name})"
+    clean = {k: v for k, v in os.environ.items() if k not in UNSET}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT,
+        env={**clean, **env, "DJANGO_SETTINGS_MODULE": "config.settings"}, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_debug_is_off_unless_asked_for():
+    assert _setting("DEBUG", PRODUCTION_ENV) == "False"
+    assert _setting("DEBUG", {**PRODUCTION_ENV, "SIGHTLINE_DEBUG": "1"}) == "True"
+
+
+def test_plain_http_serving_drops_secure_cookies_and_the_https_redirect():
+    """What `manage.py serve` gives its children: cookies a browser sends back over http://."""
+    assert _setting("SESSION_COOKIE_SECURE", PRODUCTION_ENV) == "True"
+    assert _setting("SECURE_SSL_REDIRECT", PRODUCTION_ENV) == "True"
+    plain = {**PRODUCTION_ENV, "SIGHTLINE_HTTPS": "0"}
+    assert _setting("SESSION_COOKIE_SECURE", plain) == "False"
+    assert _setting("CSRF_COOKIE_SECURE", plain) == "False"
+    assert _setting("SECURE_SSL_REDIRECT", plain) == "False"
 
 
 def test_production_refuses_to_start_without_a_secret_key():
@@ -49,7 +77,7 @@ def test_s3_storage_is_selectable_by_setting():
         "from django.core.files.storage import default_storage as s; "
         "s._setup(); print(type(s._wrapped).__name__, s.bucket_name)"
     )
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL"}}
+    clean = {k: v for k, v in os.environ.items() if k not in UNSET}
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=REPO_ROOT, env={**clean, **env, "DJANGO_SETTINGS_MODULE": "config.settings"},
         capture_output=True, text=True,

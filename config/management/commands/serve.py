@@ -89,6 +89,10 @@ class Command(BaseCommand):
     def _spawn(self, command: list[str]) -> subprocess.Popen:
         # Own session: Ctrl-C reaches only us, and we stop children in order, once.
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # Daphne serves plain HTTP here; behind a TLS proxy set SIGHTLINE_HTTPS=1 yourself.
+        env.setdefault("SIGHTLINE_HTTPS", "0")
+        # The children see the embedded servers' URLs as given: hand them the key we use too.
+        env.setdefault("SECRET_KEY", settings.SECRET_KEY)
         return subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_die_with_parent)
 
     def _supervise(self, children: dict[str, subprocess.Popen]) -> None:

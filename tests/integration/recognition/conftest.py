@@ -10,22 +10,13 @@ Tests that rely on either commit their data: ``django_db(transaction=True)``.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import django_rq
 import pytest
-from django.conf import settings
-from django.db import connection
-from rq import SimpleWorker, Worker
+from rq import SimpleWorker
 
-from tests.conftest import REPO_ROOT
+from tests.servers import forget_old_logs, log_tail, start_worker_process, stop_process, wait_until_serving
 
 QUEUES = ("inference", "realtime", "default")
 
@@ -54,83 +45,6 @@ def run_jobs():
     return run
 
 
-def test_database_url() -> str:
-    """DATABASE_URL pointing at the test database pytest-django created."""
-    parts = urlsplit(settings.DATABASE_URL)
-    return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
-
-
-def worker_log_path(pid: int) -> Path:
-    return Path(settings.DATA_DIR) / "logs" / f"test-worker-{pid}.log"
-
-
-def start_worker_process(*queues: str, extra_env: dict | None = None) -> subprocess.Popen:
-    # The same servers, database and files as this test session (a process outside pytest
-    # would default to the development data directory). Its output goes to a log file that
-    # the ``realtime_worker`` fixture prints after each test, so a failure shows what the
-    # worker did.
-    env = dict(
-        os.environ,
-        DATABASE_URL=test_database_url(),
-        REDIS_URL=settings.REDIS_URL,
-        SIGHTLINE_DATA_DIR=str(settings.DATA_DIR),
-        MEDIA_ROOT=str(settings.MEDIA_ROOT),
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra_env or {})
-    log_dir = Path(settings.DATA_DIR) / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=log_dir, prefix="test-worker-", suffix=".log", delete=False) as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "rqworker", *queues, "--worker-class",
-             "recognition.worker.SightlineWorker"],
-            cwd=REPO_ROOT,
-            env=env,
-            start_new_session=True,  # the test can kill the worker and its work-horse together
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    Path(log.name).replace(worker_log_path(process.pid))
-    connection_ = django_rq.get_connection(queues[0])
-    deadline = time.monotonic() + 120  # the worker loads the models before it registers
-    while not any(w.pid == process.pid for w in Worker.all(connection=connection_)):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"rq worker for {queues} did not start:\n{worker_log_tail(process)}")
-        time.sleep(0.1)
-    return process
-
-
-def worker_log_tail(process: subprocess.Popen, lines: int = 40) -> str:
-    try:
-        text = worker_log_path(process.pid).read_text(errors="replace")
-    except FileNotFoundError:
-        return "(no worker log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def stop_worker_process(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def wait_until_serving(process: subprocess.Popen, queue_name: str, timeout: float = 60) -> None:
-    """A registered worker is not yet a serving one: send it a job and wait for its answer
-    (the worker's own pid, so no other worker can answer for it)."""
-    rq_job = django_rq.get_queue(queue_name).enqueue(os.getpid, ttl=int(timeout), result_ttl=60)
-    result = rq_job.latest_result(timeout=int(timeout))
-    if result is None or result.return_value != process.pid:
-        stop_worker_process(process)
-        answer = "no answer" if result is None else f"answer {result.return_value!r}"
-        raise RuntimeError(f"rq worker {process.pid} on {queue_name} did not serve a job ({answer}):\n"
-                           f"{worker_log_tail(process)}")
-
-
 class RealtimeWorker:
     """The session's realtime worker process, started when a test first needs it.
 
@@ -144,7 +58,7 @@ class RealtimeWorker:
     def ensure_running(self) -> subprocess.Popen:
         if self.process is not None and self.process.poll() is not None:
             exited, self.process = self.process, None
-            pytest.fail(f"the realtime worker exited ({exited.returncode}):\n{worker_log_tail(exited)}")
+            pytest.fail(f"the realtime worker exited ({exited.returncode}):\n{log_tail(exited)}")
         if self.process is None:
             self.process = start_worker_process("realtime")
             wait_until_serving(self.process, "realtime")
@@ -152,14 +66,13 @@ class RealtimeWorker:
 
     def stop(self) -> None:
         if self.process is not None:
-            stop_worker_process(self.process)
+            stop_process(self.process)
             self.process = None
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _forget_old_worker_logs():
-    for old_log in (Path(settings.DATA_DIR) / "logs").glob("test-worker-*.log"):
-        old_log.unlink(missing_ok=True)
+    forget_old_logs()
 
 
 @pytest.fixture(scope="session")
@@ -174,7 +87,7 @@ def realtime_worker(_realtime_workers):
     process = _realtime_workers.ensure_running()
     yield process
     # Captured output: pytest shows it for a failing test only.
-    print(f"--- realtime worker {process.pid}, last lines of its log ---\n{worker_log_tail(process)}")
+    print(f"--- realtime worker {process.pid}, last lines of its log ---\n{log_tail(process)}")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from recognition import services
 from recognition.models import Face, Job, Stage
-from tests.integration.recognition.conftest import start_worker_process, stop_worker_process
+from tests.servers import start_worker_process, stop_process
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -33,14 +33,14 @@ def test_killed_worker_job_completes_once_on_a_new_worker(user, faces_dir, setti
     try:
         wait_for(lambda: Job.objects.get(pk=job_id).stage == Stage.DETECTING, 120, "the job to start detecting")
     finally:
-        stop_worker_process(first, sig=signal.SIGKILL)  # the worker and its work-horse, no goodbye
+        stop_process(first, sig=signal.SIGKILL)  # the worker and its work-horse, no goodbye
     assert Job.objects.get(pk=job_id).stage == Stage.DETECTING  # stuck, as far as anyone knows
 
     second = start_worker_process("inference", extra_env=env)
     try:
         wait_for(lambda: Job.objects.get(pk=job_id).is_finished, 240, "the job to finish on the new worker")
     finally:
-        stop_worker_process(second)
+        stop_process(second)
     job = Job.objects.get(pk=job_id)
     assert job.stage == Stage.COMPLETED, job.error
     assert job.attempts == 2
