@@ -40,8 +40,9 @@ is sent first, then one JSON message per change:
     {"type": "job.stage", "job": 12, "asset": 7, "stage": "detecting", "progress": 10,
      "at": "2026-11-22T10:00:00.123456+00:00", "error": null}
 
-`stage` goes `uploading → detecting → enhancing → recognizing → completed`, or ends `failed`
-with `error` set. Send `{"type": "state"}` to get the current state again."""
+`stage` goes `uploading → queued → detecting → enhancing → recognizing → completed`, or ends
+`failed` with `error` set: `uploading` while the file is received and stored, `queued` while it
+waits for a worker (a re-run starts there), then the worker's stages. Send `{"type": "state"}` to get the current state again."""
 
 BINARY_FILE = {(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: bodies.ErrorSerializer}
 JPEG = {(200, "image/jpeg"): OpenApiTypes.BINARY, 404: bodies.ErrorSerializer}

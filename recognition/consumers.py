@@ -14,6 +14,7 @@ from recognition.models import Job
 CLOSE_NOT_FOUND = 4404
 # On connect to ws/jobs/, the state of active jobs and of jobs finished in the last hour.
 RECENT_SECONDS = 3600
+INITIAL_STATES = 200  # the newest jobs' states sent on connect
 
 
 class JobEventsConsumer(AuthenticatedJsonConsumer):
@@ -79,4 +80,5 @@ class JobEventsConsumer(AuthenticatedJsonConsumer):
         else:
             recent = timezone.now() - timedelta(seconds=RECENT_SECONDS)
             jobs = jobs.filter(Q(finished_at__isnull=True) | Q(finished_at__gte=recent))
-        return [events.job_event(job) for job in jobs.order_by("created_at", "id")[:200]]
+        newest = list(jobs.order_by("-created_at", "-id")[:INITIAL_STATES])
+        return [events.job_event(job) for job in reversed(newest)]  # oldest first, as they happened

@@ -28,7 +28,8 @@ def box_iou(a, b) -> float:
 
 
 class Stage(models.TextChoices):
-    UPLOADING = "uploading"
+    UPLOADING = "uploading"  # the file is being received, validated and stored
+    QUEUED = "queued"  # stored and enqueued; waiting for a worker
     DETECTING = "detecting"
     ENHANCING = "enhancing"
     RECOGNIZING = "recognizing"
@@ -40,6 +41,7 @@ TERMINAL_STAGES = (Stage.COMPLETED, Stage.FAILED)
 # Progress each stage starts at; the pipeline reports finer progress within a stage.
 STAGE_PROGRESS = {
     Stage.UPLOADING: 0,
+    Stage.QUEUED: 5,
     Stage.DETECTING: 10,
     Stage.ENHANCING: 50,
     Stage.RECOGNIZING: 70,
@@ -82,12 +84,14 @@ class Job(models.Model):
     def is_finished(self) -> bool:
         return self.stage in TERMINAL_STAGES
 
-    def advance(self, stage: str, *, progress: int | None = None, error: str = "", error_code: str = "") -> None:
-        """Move to ``stage``: close the previous stage's timing, save, and publish after commit.
+    def advance(self, stage: str, *, progress: int | None = None, error: str = "", error_code: str = "",
+                at: datetime | None = None) -> None:
+        """Move to ``stage`` (at ``at``, default now): close the previous stage's timing, save,
+        and publish after commit.
 
         The one place a stage changes, so timings, the row and the event never disagree.
         """
-        now = timezone.now()
+        now = at or timezone.now()
         previous = self.timings.get(self.stage)
         if previous is not None and "ended_at" not in previous and stage != self.stage:
             previous["ended_at"] = now.isoformat()

@@ -44,12 +44,13 @@ def upload(owner, uploaded_file, original_name: str | None = None) -> UploadOutc
     Raises ``media.validation.RejectedUpload`` for files we refuse.
     """
     result = None
+    received_at = timezone.now()
     try:
         with transaction.atomic():
             result = media_services.ingest_upload(owner, uploaded_file, original_name)
             if not result.created:
                 return UploadOutcome(result.asset, result.asset.jobs.order_by("-created_at", "-id").first(), False)
-            job = start_processing(result.asset)
+            job = start_processing(result.asset, received_at=received_at)
     except BaseException:
         if result is not None and result.created:
             media_services.discard_files(result.asset)  # its row was rolled back
@@ -57,10 +58,18 @@ def upload(owner, uploaded_file, original_name: str | None = None) -> UploadOutc
     return UploadOutcome(result.asset, job, True)
 
 
-def start_processing(asset) -> Job:
-    """A new job for ``asset``, queued once the surrounding transaction commits."""
+def start_processing(asset, received_at=None) -> Job:
+    """A new ``queued`` job for ``asset``, enqueued once the surrounding transaction commits.
+
+    ``received_at``: when the upload of a new file began; its ``uploading`` stage (receiving,
+    validating, storing) is timed from then to now. A re-run uploads nothing and starts queued.
+    """
     job = Job.objects.create(asset=asset)
-    job.advance(Stage.UPLOADING, progress=0)
+    if received_at is not None:
+        job.advance(Stage.UPLOADING, progress=0, at=received_at)
+    # Queued in the database before it is in Redis: should the enqueue after commit fail, the
+    # stuck-job sweep finds a queued job with no rq job and enqueues it.
+    job.advance(Stage.QUEUED)
     transaction.on_commit(lambda: jobs.enqueue_processing(job))
     return job
 
@@ -69,7 +78,7 @@ class JobInProgress(Exception):
     """A re-run asked for while the asset still has a job that has not ended."""
 
     def __init__(self, running: Job):
-        super().__init__(f"This file is still being processed (job {running.pk}); re-run it once that job ends.")
+        super().__init__(f"{running.asset.original_name} is still being processed; re-run it once that run ends.")
         self.running = running
 
 
@@ -81,7 +90,7 @@ def rerun_asset(asset: Asset) -> Job:
     with transaction.atomic():
         # Lock the asset row so two simultaneous requests cannot both pass the check.
         Asset.objects.select_for_update().get(pk=asset.pk)
-        running = Job.objects.active().filter(asset=asset).first()
+        running = Job.objects.active().filter(asset=asset).select_related("asset").first()
         if running is not None:
             raise JobInProgress(running)
         return start_processing(asset)
@@ -171,6 +180,8 @@ def _sweep(recovery: Recovery, grace: timedelta, include_failed: bool) -> None:
             except JobInProgress:
                 continue  # someone re-ran it meanwhile
         else:
+            if job.stage != Stage.QUEUED:
+                job.advance(Stage.QUEUED)  # waiting for a worker again
             jobs.enqueue_processing(job)
         recovery.requeued.append(job.pk)
 

@@ -55,7 +55,7 @@ def test_rerun_action_starts_a_new_job(staff_client, rows):
 
     assert response.status_code == 200
     new = Job.objects.filter(asset=rows["asset"]).exclude(pk=rows["job"].pk).get()
-    assert new.stage == "uploading"
+    assert new.stage == "queued"
     assert f"Started 1 new job(s): {new.pk}." in response.content.decode()
 
 

@@ -33,7 +33,7 @@ def test_a_new_upload_is_accepted_with_its_job_and_the_same_bytes_again_answer_2
     job = Job.objects.get(pk=body["job"]["id"])
     assert job.asset_id == body["asset"]["id"]
     assert body["job_url"].endswith(f"/api/v1/jobs/{job.pk}/")
-    assert body["job"]["stage"] == "uploading"
+    assert body["job"]["stage"] == "queued"
     assert body["asset"]["original_name"] == "holiday.jpg"
     assert (body["asset"]["kind"], body["asset"]["width"], body["asset"]["height"]) == ("image", 96, 64)
     assert body["asset"]["latest_job"]["id"] == job.pk

@@ -40,10 +40,10 @@ def test_rerun_starts_a_new_job_and_is_refused_while_one_is_running(auth_client,
 
     assert first.status_code == 202
     new = Job.objects.get(pk=first.json()["id"])
-    assert (new.asset_id, new.stage) == (old.asset_id, "uploading")
+    assert (new.asset_id, new.stage) == (old.asset_id, "queued")
     assert second.status_code == 409
     assert second.json()["code"] == "job_in_progress"
-    assert f"job {new.pk}" in second.json()["message"]
+    assert "still being processed" in second.json()["message"]
 
 
 def test_face_filters(auth_client, user):

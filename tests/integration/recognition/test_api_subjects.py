@@ -96,7 +96,7 @@ def test_enrol_from_a_photo_stores_it_and_starts_its_processing(auth_client, use
     assert face.quality > 0.9 and face.box[2] - face.box[0] > 200  # the portrait, not the background
     asset = auth_client.get(f"/api/v1/assets/{face.asset_id}/").json()
     assert asset["original_name"] == "obama.jpg"
-    assert asset["latest_job"]["stage"] == "uploading"  # queued like any upload
+    assert asset["latest_job"]["stage"] == "queued"  # like any upload
     assert auth_client.get(f"{SUBJECTS}{obama.pk}/examples/").json()["count"] == 1
 
     run_jobs()

@@ -41,7 +41,7 @@ def test_import_media_queues_new_files_and_reports_duplicates_and_rejections(tmp
     assert "by reason: unsupported_type 1" in out
     assert "4/4" in err  # the progress counter
     assert Asset.objects.filter(owner=user).count() == 2
-    assert Job.objects.filter(asset__owner=user, stage="uploading").count() == 2
+    assert Job.objects.filter(asset__owner=user, stage="queued").count() == 2
 
     out, _ = run("import_media", str(tmp_path), "--owner", user.email, "--recursive")
     assert "5 file(s): 1 queued, 3 duplicate(s), 1 rejected." in out

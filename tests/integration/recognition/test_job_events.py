@@ -13,7 +13,7 @@ from recognition.models import Job, Stage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://localhost")
-STAGES = ["uploading", "detecting", "enhancing", "recognizing", "completed"]
+STAGES = ["uploading", "queued", "detecting", "enhancing", "recognizing", "completed"]
 
 
 def make_job(owner) -> Job:

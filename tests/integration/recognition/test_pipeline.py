@@ -54,7 +54,7 @@ def test_manifest_people_are_recognised_with_no_wrong_identity(user, faces_dir, 
     for path, expected, min_faces in manifest(faces_dir):
         job = Job.objects.get(pk=probes[path].job.pk)
         assert job.stage == Stage.COMPLETED, f"{path}: {job.stage} {job.error}"
-        assert set(job.timings) == {"uploading", "detecting", "enhancing", "recognizing"}
+        assert set(job.timings) == {"uploading", "queued", "detecting", "enhancing", "recognizing"}
         faces = Face.objects.filter(asset=probes[path].asset)
         assert faces.count() >= min_faces, path
         found = {f.subject.name for f in faces if f.subject_id}

@@ -47,6 +47,6 @@ def test_a_rerun_of_an_idle_asset_starts_a_job(user):
 
     job = services.rerun_asset(asset)
 
-    assert (job.asset_id, job.stage) == (asset.pk, "uploading")
-    with pytest.raises(services.JobInProgress, match=f"job {job.pk}"):
+    assert (job.asset_id, job.stage) == (asset.pk, "queued")
+    with pytest.raises(services.JobInProgress, match=f"{asset.original_name} is still being processed"):
         services.rerun_asset(asset)
