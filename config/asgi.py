@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP → Django, WebSocket → our consumers behind session-or-JWT auth."""
+"""ASGI entry point: HTTP → Django, WebSocket → our consumers behind session-or-JWT auth
+(origin-checked for the session, see ``accounts.websocket``)."""
 
 import os
 
@@ -9,14 +10,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from accounts.websocket import SessionOrJWTAuthMiddlewareStack  # noqa: E402
+from accounts.websocket import SessionOrJWTAuth  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(SessionOrJWTAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SessionOrJWTAuth(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -59,12 +59,38 @@ async def test_refresh_token_is_not_accepted_as_access_token(user):
     assert not connected
 
 
-async def test_foreign_origin_is_rejected(user):
+async def _session_cookie(user) -> bytes:
     from asgiref.sync import sync_to_async
 
-    token = await sync_to_async(lambda: str(RefreshToken.for_user(user).access_token))()
-    communicator = WebsocketCommunicator(
-        application, f"/ws/ping/?token={token}", headers=[(b"origin", b"http://evil.example")]
-    )
+    browser = Client()
+    await sync_to_async(browser.force_login)(user)
+    return f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+
+
+async def _token(user) -> str:
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(lambda: str(RefreshToken.for_user(user).access_token))()
+
+
+@pytest.mark.parametrize("headers", [[], [(b"origin", b"http://evil.example")]], ids=["no origin", "foreign origin"])
+async def test_a_token_needs_no_origin_check(user, headers):
+    """API clients send no Origin; a foreign page cannot have the user's token."""
+    communicator = WebsocketCommunicator(application, f"/ws/ping/?token={await _token(user)}", headers=headers)
+    await _ping_pong(communicator, user)
+
+
+@pytest.mark.parametrize("origin", [None, b"http://evil.example"], ids=["no origin", "foreign origin"])
+async def test_a_session_cookie_from_elsewhere_is_refused(user, origin):
+    """Browsers send cookies with a WebSocket any site opens: only our origin may use them."""
+    headers = [(b"cookie", await _session_cookie(user))] + ([(b"origin", origin)] if origin else [])
+    communicator = WebsocketCommunicator(application, "/ws/ping/", headers=headers)
     connected, _ = await communicator.connect(timeout=5)
     assert not connected
+
+
+async def test_a_bad_token_is_not_rescued_by_a_session_cookie(user):
+    headers = [ORIGIN, (b"cookie", await _session_cookie(user))]
+    communicator = WebsocketCommunicator(application, "/ws/ping/?token=forged", headers=headers)
+    connected, code = await communicator.connect(timeout=5)
+    assert not connected and code == CLOSE_UNAUTHENTICATED
