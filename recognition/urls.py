@@ -6,6 +6,7 @@ from recognition import views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("counts/", views.dashboard_counts, name="dashboard-counts"),
     path("upload/", views.upload, name="upload"),
     path("assets/<int:asset_id>/", views.asset_detail, name="asset"),
     path("assets/<int:asset_id>/rerun/", views.asset_rerun, name="asset-rerun"),

@@ -6,6 +6,8 @@ the same session, so the pages serve no pixels of their own.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -39,6 +41,14 @@ def dashboard(request):
         "assets": assets,
         "rows": [(asset, pages.latest_job(asset)) for asset in assets],
     })
+
+
+@login_required
+@require_GET
+def dashboard_counts(request):
+    """The dashboard's totals, refreshed by its script as uploads finish."""
+    counts = pages.counts_for(request.user)
+    return JsonResponse({**asdict(counts), "recognised_percent": counts.recognised_percent})
 
 
 @login_required
@@ -103,11 +113,11 @@ def asset_detail(request, asset_id):
 def asset_rerun(request, asset_id):
     asset = get_object_or_404(pages.assets_with_latest_job(request.user), pk=asset_id)
     try:
-        job = services.rerun_asset(asset)
+        services.rerun_asset(asset)
     except services.JobInProgress as busy:
         messages.error(request, str(busy))
     else:
-        messages.success(request, f"Processing again (job {job.pk}).")
+        messages.success(request, f"Processing {asset.original_name} again.")
     return redirect("asset", asset_id=asset.pk)
 
 
@@ -121,7 +131,8 @@ def face_assign(request, face_id):
         return HttpResponseBadRequest("Choose one of your people, or unknown.")
     subject = form.cleaned_data["subject"]
     enrollment.assign_subject(face, subject)
-    messages.success(request, f"Face {face.pk} is now {subject.name if subject else 'unknown'}.")
+    who = subject.name if subject else "unknown"
+    messages.success(request, f"{face.asset.original_name}: this face is now {who}.")
     return redirect(f"{reverse('asset', args=[face.asset_id])}#face-{face.pk}")
 
 

@@ -1,5 +1,5 @@
 // Dashboard: upload files one by one through POST /upload/ (JSON answers), add their rows,
-// and keep every row's processing state live from ws/jobs/.
+// and keep every row's processing state, and the totals, live from ws/jobs/.
 (function () {
   "use strict";
 
@@ -10,6 +10,30 @@
   var results = form.querySelector('[data-role="upload-results"]');
   var liveStatus = document.querySelector('[data-role="live-status"]');
   var jobStream = null;
+
+  var stats = document.querySelector("[data-counts-url]");
+  var countsTimer = null;
+
+  // The totals at the top: asked for again (once per burst of events) as files arrive and finish.
+  function refreshCounts() {
+    window.clearTimeout(countsTimer);
+    countsTimer = window.setTimeout(function () {
+      fetch(stats.dataset.countsUrl, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (counts) {
+          if (!counts) return;
+          stats.querySelectorAll("[data-count]").forEach(function (element) {
+            var value = counts[element.dataset.count];
+            if (element.dataset.count === "recognised_percent") {
+              element.textContent = value === null ? "–" : value + "%";
+            } else if (typeof value === "number") {
+              element.textContent = value;
+            }
+          });
+        })
+        .catch(function () { /* the totals stay as they were; a reload shows them */ });
+    }, 300);
+  }
 
   function rowOf(assetId) {
     return rows.querySelector('tr[data-asset="' + assetId + '"]');
@@ -65,7 +89,10 @@
       return;
     }
     say(item, result.name + ": " + result.message, result.ok);
-    if (result.ok) showRow(result.row_html);
+    if (result.ok) {
+      showRow(result.row_html);
+      refreshCounts();
+    }
   }
 
   form.addEventListener("submit", async function (submit) {
@@ -100,8 +127,9 @@
     if (!row) return;
     var state = row.querySelector(".job-state");
     var wasFinished = window.SightlineJobs.isFinished(state.dataset.stage || "");
-    if (window.SightlineJobs.render(state, event) && event.stage === "completed" && !wasFinished) {
-      refreshFaceCount(event.asset, row);
+    if (window.SightlineJobs.render(state, event) && window.SightlineJobs.isFinished(event.stage) && !wasFinished) {
+      if (event.stage === "completed") refreshFaceCount(event.asset, row);
+      refreshCounts();
     }
   }, function (text) {
     liveStatus.textContent = text;

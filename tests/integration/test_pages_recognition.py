@@ -145,7 +145,7 @@ def test_upload_of_a_photo_creates_a_job_and_answers_json(user):
     [result] = response.json()["results"]
     job = Job.objects.get(asset__owner=user)
     assert result["ok"] and result["created"] and result["job"] == job.pk and result["asset"] == job.asset_id
-    assert job.stage == "uploading"
+    assert job.stage == "queued"
     assert f'data-asset="{job.asset_id}"' in result["row_html"] and "cat.jpg" in result["row_html"]
 
 
@@ -232,7 +232,8 @@ def test_asset_page_draws_faces_lists_crops_tags_and_timings(user, django_assert
     assert f'src="/api/v1/faces/{known.pk}/crop/"' in html and f'src="/api/v1/faces/{unknown.pk}/crop/"' in html
     # 12/120 px from the left, 8/80 from the top, 48 wide, 48 high: percentages of the picture
     assert "left: 10.000%; top: 10.000%; width: 40.000%; height: 60.000%;" in html
-    assert "Bob · 0.37" in html and "unknown" in html
+    assert "<span class=\"face-name\"> Bob</span>" in html and "unknown" in html
+    assert "high confidence (distance 0.37)" in html
     assert "seashore" in html and "83%" in html
     assert "detecting" in html and "1.25" in html
     assert f'action="/faces/{unknown.pk}/assign/"' in html
@@ -289,8 +290,8 @@ def test_rerun_starts_a_new_job(user):
 
     assert response.redirect_chain == [(reverse("asset", args=[asset.pk]), 302)]
     assert asset.jobs.count() == 2
-    assert asset.jobs.order_by("-created_at", "-id").first().stage == "uploading"
-    assert "Processing again" in response.content.decode()
+    assert asset.jobs.order_by("-created_at", "-id").first().stage == "queued"
+    assert f"Processing {asset.original_name} again." in response.content.decode()
 
 
 def test_rerun_is_refused_while_a_job_is_running(user):
@@ -400,3 +401,12 @@ def test_person_page_shows_their_faces_across_assets(user, django_assert_max_num
         assert f'src="/api/v1/faces/{face.pk}/crop/"' in html
     assert "one.jpg" in html and "two.jpg" in html
     assert "2 faces" in html
+
+
+def test_dashboard_counts_are_the_users_own(user, other_user):
+    make_asset(user)
+    make_asset(other_user)
+    response = logged_in(user).get(reverse("dashboard-counts"))
+    assert response.status_code == 200
+    assert response.json()["photos"] == 1
+    assert Client().get(reverse("dashboard-counts")).status_code == 302  # to the login page

@@ -1,0 +1,108 @@
+"""Photos and videos in the browser: live progress without reloads, face boxes and names,
+naming a face, the people pages, a video's page, and a second user who sees none of it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.flows import check_accessibility, register, upload
+
+pytestmark = pytest.mark.usefixtures("faces_dir")
+
+
+def boxes_overlap(a, b) -> bool:
+    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+
+
+def test_uploads_reach_completed_live_and_the_totals_follow(page, faces_dir):
+    register(page, "photos@example.com")
+    photos = [faces_dir / "probes" / name for name in ("obama1.jpg", "two_people.jpg", "multiface.jpg")]
+    stats = page.locator(".stats")
+    expect(stats.locator('[data-count="photos"]')).to_have_text("0")
+
+    upload(page, *photos)  # waits for "completed" in every row, with no reload
+
+    expect(stats.locator('[data-count="photos"]')).to_have_text("3")
+    # 1 + 2 + 6 faces at least, counted live as the jobs finish.
+    page.wait_for_function("() => Number(document.querySelector('[data-count=faces]').textContent) >= 9")
+    for photo in photos:
+        row = page.locator("tr.asset-row", has_text=photo.name)
+        assert int(row.locator('[data-role="face-count"]').inner_text()) >= 1
+    check_accessibility(page, "dashboard (uploads)")
+
+
+def test_photo_page_boxes_names_and_naming_a_face(page, faces_dir):
+    register(page, "namer@example.com")
+    upload(page, faces_dir / "probes" / "two_people.jpg")
+    page.goto("/people/")
+    page.get_by_label("Name").fill("Barack Obama")
+    page.get_by_role("button", name="Add").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Barack Obama")
+
+    page.goto("/")
+    page.get_by_role("link", name="two_people.jpg").click()
+    expect(page.locator(".face-box")).to_have_count(2)
+    expect(page.locator(".face-box.unknown")).to_have_count(2)
+    check_accessibility(page, "photo")
+
+    page.get_by_label("Who is face 1?").select_option(label="Barack Obama")
+    page.locator("#face-list, .face-list").get_by_role("button", name="Save").first.click()
+    expect(page.get_by_role("status")).to_contain_text("two_people.jpg: this face is now Barack Obama.")
+    expect(page.locator(".face-box", has_text="Barack Obama")).to_have_count(1)
+
+    page.get_by_role("link", name="People").click()
+    check_accessibility(page, "people")
+    page.get_by_role("link", name="Barack Obama").click()
+    expect(page.locator(".face-grid img")).to_have_count(1)
+    check_accessibility(page, "person")
+
+
+def test_face_labels_never_overlap_at_phone_width(new_page, faces_dir):
+    page = new_page(viewport={"width": 390, "height": 844})
+    register(page, "phone@example.com")
+    upload(page, faces_dir / "probes" / "multiface.jpg")
+    page.get_by_role("link", name="multiface.jpg").click()
+    labels = page.locator(".face-label")
+    expect(labels).to_have_count(6)
+    page.locator(".photo-frame img").evaluate("img => img.decode()")
+    boxes = [labels.nth(i).bounding_box() for i in range(labels.count())]
+    overlapping = [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes))
+                   if boxes_overlap(boxes[i], boxes[j])]
+    assert not overlapping, f"labels overlap at 390 px: {overlapping}"
+    check_accessibility(page, "photo (phone)")
+
+
+def test_video_page_plays_and_lists_its_faces(page, faces_dir):
+    register(page, "video@example.com")
+    upload(page, faces_dir / "videos" / "short_hamilton_clip.mp4")
+    page.get_by_role("link", name="short_hamilton_clip.mp4").click()
+    expect(page.locator("video")).to_be_visible()
+    assert page.locator("video").evaluate("v => new Promise(r => v.readyState >= 1 ? r(v.duration) : "
+                                          "v.addEventListener('loadedmetadata', () => r(v.duration)))") > 5
+    expect(page.locator(".face-list .face-item").first).to_be_visible()
+    check_accessibility(page, "video")
+
+
+def test_a_second_user_sees_none_of_it(new_page, faces_dir, allow_failed_responses):
+    owner = new_page()
+    register(owner, "owner@example.com")
+    upload(owner, faces_dir / "probes" / "obama1.jpg")
+    owner.get_by_role("link", name="obama1.jpg").click()
+    photo_path = re.sub(r"^https?://[^/]+", "", owner.url)
+    face_crop = owner.locator(".face-crop").first.get_attribute("src")
+    allow_failed_responses(re.escape(photo_path), re.escape(face_crop), r"^/api/v1/assets/\d+/")
+
+    stranger = new_page()
+    register(stranger, "stranger@example.com")
+    expect(stranger.get_by_text("Nothing uploaded yet")).to_be_visible()
+    expect(stranger.locator('[data-count="photos"]')).to_have_text("0")
+    assert stranger.goto(photo_path).status == 404
+    assert stranger.request.get(face_crop).status == 404
+    asset_id = photo_path.strip("/").split("/")[-1]
+    assert stranger.request.get(f"/api/v1/assets/{asset_id}/").status == 404
+    stranger.goto("/people/")
+    expect(stranger.get_by_text("No people yet")).to_be_visible()
