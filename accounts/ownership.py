@@ -28,13 +28,15 @@ def owned_by(queryset: QuerySet, user, owner_field: str = "owner") -> QuerySet:
     return queryset.filter(**{owner_field: user})
 
 
-def owner_of(obj, owner_field: str = "owner"):
-    """Follow ``owner_field`` (``"asset__owner"`` → ``obj.asset.owner``) to the owning user."""
-    for attribute in owner_field.split(LOOKUP_SEP):
+def owner_id_of(obj, owner_field: str = "owner"):
+    """Follow ``owner_field`` to the owning user's id (``"asset__owner"`` → ``obj.asset.owner_id``),
+    without loading the user row itself."""
+    *path, last = owner_field.split(LOOKUP_SEP)
+    for attribute in path:
         obj = getattr(obj, attribute, None)
         if obj is None:
             return None
-    return obj
+    return getattr(obj, f"{last}_id", None)
 
 
 class IsOwnerOrStaff(BasePermission):
@@ -48,8 +50,8 @@ class IsOwnerOrStaff(BasePermission):
     def has_object_permission(self, request, view, obj):
         if request.user.is_staff:
             return True
-        owner = owner_of(obj, getattr(view, "owner_field", "owner"))
-        return owner is not None and owner == request.user
+        owner_id = owner_id_of(obj, getattr(view, "owner_field", "owner"))
+        return owner_id is not None and owner_id == request.user.pk
 
 
 class OwnedQuerysetMixin:

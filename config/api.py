@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from config.refusals import Refusal
 
 
 def _first_message(detail) -> str:
@@ -16,11 +19,13 @@ def _first_message(detail) -> str:
 
 
 def exception_handler(exc, context):
-    """DRF's handler, plus a top-level human ``message`` on every error body.
+    """Our refusals as they are; DRF's own errors with a top-level human ``message``.
 
-    ``{"message": "email: This field is required.", "errors": {...}}`` — clients show
-    ``message``; forms use ``errors`` (DRF's own per-field detail).
+    ``{"message": "email: This field is required.", "status": 400, "code": "invalid",
+    "errors": {...}}``: clients show ``message``; forms use ``errors`` (DRF's per-field detail).
     """
+    if isinstance(exc, Refusal):
+        return Response(exc.as_body(), status=exc.status)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

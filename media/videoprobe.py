@@ -32,6 +32,8 @@ from typing import BinaryIO
 import av
 from PIL import Image
 
+from config.refusals import Refusal
+
 # FFmpeg demuxer name → (extension, content type). Only video containers: FFmpeg also
 # demuxes text ("tty"), images ("*_pipe") and much else we must not call a video.
 VIDEO_CONTAINERS = {
@@ -58,14 +60,8 @@ VIDEO_SIGNATURES = (
 HEAD_BYTES = 64
 
 
-class RejectedUpload(Exception):
+class RejectedUpload(Refusal):
     """An upload we refuse: ``status`` (400, 413 or 415), ``code`` (a slug) and ``message``."""
-
-    def __init__(self, message: str, code: str, status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.status = status
 
 
 @dataclass

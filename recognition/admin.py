@@ -49,7 +49,7 @@ class AssetWithJobsAdmin(AssetAdmin):
     inlines = [JobInline]
 
     def get_queryset(self, request):
-        latest = Job.objects.filter(asset=OuterRef("pk")).order_by("-created_at", "-id")
+        latest = Job.objects.filter(asset=OuterRef("pk")).newest_first()
         return super().get_queryset(request).annotate(
             latest_stage=Subquery(latest.values("stage")[:1]),
             latest_progress=Subquery(latest.values("progress")[:1]),

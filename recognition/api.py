@@ -1,8 +1,8 @@
 """Recognition API: assets (uploads), jobs, faces, subjects and their examples, recognize, verify.
 
 Thin views: querysets are owner-scoped in ``get_queryset`` (other users' rows answer 404), the
-work happens in services, enrollment and matching, and domain refusals become the API's JSON
-error format (``message``, ``status``, ``code``) in one place, ``RefusalsAsErrors``.
+work happens in services, enrollment and matching, and their refusals (``config.refusals``)
+become the API's JSON error body in the one exception handler, ``config.api``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import django_filters
 from django.conf import settings
 from django.db import IntegrityError
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, prefetch_related_objects
+from django.db.models import Count, Exists, OuterRef, Q, prefetch_related_objects
 from django.http import FileResponse, HttpResponse
 from django.utils.cache import patch_cache_control
 from django_filters.rest_framework import DjangoFilterBackend
@@ -24,11 +24,12 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from accounts.ownership import IsOwnerOrStaff, OwnedQuerysetMixin, owned_by
+from config.refusals import NotFound
 from media.models import Asset
 from media.validation import RejectedUpload, probe_file
 from recognition import enrollment, jobs, matching, search, services
 from recognition import serializers as bodies
-from recognition.models import Face, Job, Stage, Subject
+from recognition.models import Face, Job, Stage, Subject, with_latest_job
 
 JOB_EVENTS_DOC = """
 
@@ -49,37 +50,6 @@ JPEG = {(200, "image/jpeg"): OpenApiTypes.BINARY, 404: bodies.ErrorSerializer}
 IMAGE_MAX_AGE_SECONDS = 3600
 SIMILAR_LIMIT = 20
 SIMILAR_MAX_LIMIT = 100
-
-
-def error_response(message: str, code: str, status_code: int, **extra) -> Response:
-    """The API's error format (config.api), for refusals raised by our own services."""
-    return Response({"message": message, "status": status_code, "code": code, **extra}, status=status_code)
-
-
-class FaceNotFound(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
-class RefusalsAsErrors:
-    """Domain exceptions → JSON errors; everything else goes to DRF's handler as usual."""
-
-    def handle_exception(self, exc):
-        if isinstance(exc, RejectedUpload):
-            return error_response(exc.message, exc.code, exc.status)
-        if isinstance(exc, enrollment.EnrollmentError):
-            extra = {"faces": exc.faces} if exc.faces else {}
-            return error_response(exc.message, exc.code, exc.status, **extra)
-        if isinstance(exc, services.RealtimeUnavailable):
-            return error_response(str(exc), "realtime_unavailable", status.HTTP_503_SERVICE_UNAVAILABLE)
-        if isinstance(exc, services.RealtimeFailed):
-            return error_response(str(exc), "realtime_failed", status.HTTP_502_BAD_GATEWAY)
-        if isinstance(exc, matching.FaceUnavailable):
-            return error_response(str(exc), "face_unavailable", status.HTTP_404_NOT_FOUND)
-        if isinstance(exc, FaceNotFound):
-            return error_response(exc.message, "not_found", status.HTTP_404_NOT_FOUND)
-        return super().handle_exception(exc)
 
 
 def browser_cached(response):
@@ -135,7 +105,7 @@ class AssetFilter(django_filters.FilterSet):
     retrieve=extend_schema(tags=["assets"], summary="One asset with its latest job, face count and tags"),
     destroy=extend_schema(tags=["assets"], summary="Delete an asset with its files, faces, tags and jobs"),
 )
-class AssetViewSet(RefusalsAsErrors, OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class AssetViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                    mixins.DestroyModelMixin, viewsets.GenericViewSet):
     queryset = Asset.objects.all()
     serializer_class = bodies.AssetSerializer
@@ -148,10 +118,7 @@ class AssetViewSet(RefusalsAsErrors, OwnedQuerysetMixin, mixins.ListModelMixin, 
     def get_queryset(self):
         queryset = super().get_queryset()
         if self.action in ("list", "retrieve", "create"):
-            queryset = queryset.annotate(face_count=Count("faces")).prefetch_related(
-                Prefetch("jobs", queryset=Job.objects.order_by("-created_at", "-id"), to_attr="jobs_newest_first"),
-                "tags",
-            )
+            queryset = with_latest_job(queryset).prefetch_related("tags")
         return queryset
 
     @extend_schema(
@@ -193,7 +160,7 @@ class AssetViewSet(RefusalsAsErrors, OwnedQuerysetMixin, mixins.ListModelMixin, 
     def thumbnail(self, request, pk=None):
         asset = self.get_object()
         if not asset.thumbnail:
-            return error_response("This asset has no thumbnail.", "not_found", status.HTTP_404_NOT_FOUND)
+            raise NotFound("This asset has no thumbnail.")
         stem = asset.original_name.rsplit(".", 1)[0]
         return browser_cached(FileResponse(asset.thumbnail.storage.open(asset.thumbnail.name, "rb"),
                                            filename=f"{stem}-thumbnail.jpg", content_type="image/jpeg"))
@@ -217,7 +184,7 @@ class JobFilter(django_filters.FilterSet):
     retrieve=extend_schema(tags=["jobs"], summary="One job: stage, progress, timings, error",
                            description="Poll here, or stream." + JOB_EVENTS_DOC),
 )
-class JobViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
+class JobViewSet(OwnedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Job.objects.all()
     serializer_class = bodies.JobSerializer
     owner_field = "asset__owner"
@@ -233,10 +200,7 @@ class JobViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ReadOnlyModelVie
     )
     @action(detail=True, methods=["post"])
     def rerun(self, request, pk=None):
-        try:
-            new_job = services.rerun_asset(self.get_object().asset)
-        except services.JobInProgress as busy:
-            return error_response(str(busy), "job_in_progress", status.HTTP_409_CONFLICT)
+        new_job = services.rerun_asset(self.get_object().asset)
         return Response(bodies.JobSerializer(new_job, context=self.get_serializer_context()).data,
                         status=status.HTTP_202_ACCEPTED)
 
@@ -260,7 +224,7 @@ class FaceFilter(django_filters.FilterSet):
     list=extend_schema(tags=["faces"], summary="Detected faces"),
     retrieve=extend_schema(tags=["faces"], summary="One face"),
 )
-class FaceViewSet(RefusalsAsErrors, OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class FaceViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                   viewsets.GenericViewSet):
     queryset = Face.objects.select_related("subject")
     serializer_class = bodies.FaceSerializer
@@ -334,7 +298,7 @@ class SimilarParams(serializers.Serializer):
     partial_update=extend_schema(tags=["subjects"]),
     destroy=extend_schema(tags=["subjects"], summary="Delete a person; their faces stay, as unknown"),
 )
-class SubjectViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ModelViewSet):
+class SubjectViewSet(OwnedQuerysetMixin, viewsets.ModelViewSet):
     queryset = Subject.objects.all()
     serializer_class = bodies.SubjectSerializer
     parser_classes = [JSONParser, MultiPartParser, FormParser]
@@ -402,7 +366,7 @@ class SubjectViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ModelViewSet
         else:
             upload = data["file"]
             face = enrollment.enroll_photo(subject, upload, upload.name, analyze_on_realtime_worker,
-                                           face_index=data.get("face_index")).face
+                                           face_index=data.get("face_index"))
         face = Face.objects.select_related("subject").get(pk=face.pk)
         return Response(bodies.FaceSerializer(face, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)
@@ -420,7 +384,7 @@ class SubjectViewSet(RefusalsAsErrors, OwnedQuerysetMixin, viewsets.ModelViewSet
         subject = self.get_object()
         face = subject.faces.examples().filter(pk=face_id).first()
         if face is None:
-            raise FaceNotFound(f"Face {face_id} is not an example of this subject.")
+            raise NotFound(f"Face {face_id} is not an example of this subject.")
         enrollment.unenroll_face(face)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -446,7 +410,7 @@ REALTIME_ERRORS = {
     request={"multipart/form-data": bodies.RecognizeSerializer},
     responses={200: bodies.RecognitionSerializer, **REALTIME_ERRORS},
 )
-class RecognizeView(RefusalsAsErrors, GenericAPIView):
+class RecognizeView(GenericAPIView):
     serializer_class = bodies.RecognizeSerializer
     parser_classes = [MultiPartParser, FormParser]
     permission_classes = [IsOwnerOrStaff]  # no object here: any signed-in user, for their own subjects
@@ -467,7 +431,7 @@ class RecognizeView(RefusalsAsErrors, GenericAPIView):
     request={"multipart/form-data": bodies.VerifySerializer, "application/json": bodies.VerifySerializer},
     responses={200: bodies.VerificationSerializer, 404: bodies.ErrorSerializer, **REALTIME_ERRORS},
 )
-class VerifyView(RefusalsAsErrors, GenericAPIView):
+class VerifyView(GenericAPIView):
     serializer_class = bodies.VerifySerializer
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     permission_classes = [IsOwnerOrStaff]  # no object here: any signed-in user, for their own subjects
@@ -480,7 +444,7 @@ class VerifyView(RefusalsAsErrors, GenericAPIView):
             faces = owned_by(Face.objects.all(), request.user).in_bulk([data["face1"], data["face2"]])
             for field in ("face1", "face2"):
                 if data[field] not in faces:
-                    raise FaceNotFound(f"{field}: you have no face with id {data[field]}.")
+                    raise NotFound(f"{field}: you have no face with id {data[field]}.")
             first, second = faces[data["face1"]], faces[data["face2"]]
             result = matching.verification_result(
                 first.embedding, second.embedding,

@@ -80,5 +80,5 @@ class JobEventsConsumer(AuthenticatedJsonConsumer):
         else:
             recent = timezone.now() - timedelta(seconds=RECENT_SECONDS)
             jobs = jobs.filter(Q(finished_at__isnull=True) | Q(finished_at__gte=recent))
-        newest = list(jobs.order_by("-created_at", "-id")[:INITIAL_STATES])
+        newest = list(jobs.newest_first()[:INITIAL_STATES])
         return [events.job_event(job) for job in reversed(newest)]  # oldest first, as they happened

@@ -10,40 +10,28 @@ deleted again, so a refused enrolment leaves nothing behind.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from config.refusals import Refusal
 from media import services as media_services
 from media.models import Asset
 from media.validation import RejectedUpload
 from recognition import services
-from recognition.models import SAME_FACE_IOU, Face, Job, Subject, box_iou
+from recognition.models import SAME_FACE_IOU, Face, Subject, box_iou
 
 # Takes a stored photo, returns ``jobs.analyze_stored_photo``'s payload.
 PhotoAnalyzer = Callable[[Asset], dict]
 
 
-class EnrollmentError(Exception):
+class EnrollmentError(Refusal):
     """An enrolment we refuse; ``faces`` lists what was found so the caller can choose one."""
 
     def __init__(self, message: str, code: str, status: int = 400, faces: list[dict] | None = None):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.status = status
+        super().__init__(message, code, status, **({"faces": faces} if faces else {}))
         self.faces = faces or []
-
-
-@dataclass
-class Enrollment:
-    face: Face
-    asset: Asset
-    job: Job | None  # the processing job started for a newly stored photo
-    created_asset: bool
-    found_faces: list[dict] = field(default_factory=list)
 
 
 def face_choices(faces: list[dict]) -> list[dict]:
@@ -90,12 +78,13 @@ def choose_face(faces: list[dict], face_index: int | None, min_quality: float | 
 
 
 def enroll_photo(subject: Subject, uploaded_file, original_name: str | None, analyze: PhotoAnalyzer,
-                 face_index: int | None = None) -> Enrollment:
-    """Store the photo for the subject's owner, find its faces, and enrol one as an example.
+                 face_index: int | None = None) -> Face:
+    """Store the photo for the subject's owner, find its faces, enrol one as an example, and
+    process the photo like any upload. Returns the example face.
 
     Raises RejectedUpload (the file), EnrollmentError (the faces), or whatever ``analyze``
     raises (services.RealtimeUnavailable, say); a photo newly stored for this call is deleted
-    again in every one of those cases.
+    again in every one of those cases, unless an upload of the same bytes claimed it meanwhile.
     """
     # Committed before the analysis: a worker process reads the photo from the database.
     ingested = media_services.ingest_upload(subject.owner, uploaded_file, original_name)
@@ -110,12 +99,12 @@ def enroll_photo(subject: Subject, uploaded_file, original_name: str | None, ana
         chosen = choose_face(analysis["faces"], face_index)
         with transaction.atomic():
             face = _example_face(subject, asset, chosen, analysis["model_version"])
-            job = services.start_processing(asset) if ingested.created else None
+            services.ensure_processing(asset)
     except BaseException:
         if ingested.created:
-            asset.delete()
+            services.discard_unclaimed(asset)
         raise
-    return Enrollment(face, asset, job, ingested.created, analysis["faces"])
+    return face
 
 
 def _example_face(subject: Subject, asset: Asset, found: dict, model_version: str) -> Face:

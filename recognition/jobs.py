@@ -1,8 +1,9 @@
 """django-rq entry points. Thin: load, call the pipeline or a service, decide retry or failure.
 
 Failure policy:
-- bad input (a file that passed upload but cannot be decoded, a video without frames) fails
-  the job at once with the reason;
+- bad input (a file that passed upload but cannot be decoded, a video without frames: a
+  ``Refusal`` from media's validation) fails the job at once with its reason and code;
+- a job that runs past ``SIGHTLINE_JOB_TIMEOUT_SECONDS`` fails with code ``timeout``;
 - transient errors (database or Redis unavailable) are raised while RQ has retries left, so RQ
   re-runs the job with backoff; on the last attempt the job fails with the reason;
 - a worker that dies mid-job leaves an rq job in its StartedJobRegistry; RQ's registry clean-up
@@ -21,7 +22,9 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.db.models import F
 from rq import Callback, Retry, get_current_job
+from rq.timeouts import JobTimeoutException
 
+from config.refusals import Refusal
 from media.validation import RejectedUpload
 from recognition import pipeline
 from recognition.models import Job
@@ -69,13 +72,13 @@ def process_asset(job_id: int) -> str:
     except pipeline.StaleRun as exc:
         logger.info("stale run dropped", extra={"job": job_id, "reason": str(exc)})
         return "superseded"
-    except RejectedUpload as exc:
-        job.fail(exc.message, exc.code)
-        return f"failed: {exc.code}"
-    except ValueError as exc:
-        # The engine rejects inputs it cannot use (a decoded frame of the wrong shape, say).
-        job.fail(f"The file could not be analysed: {exc}", "bad_input")
-        return "failed: bad_input"
+    except Refusal as refusal:
+        job.fail(refusal.message, refusal.code)
+        return f"failed: {refusal.code}"
+    except JobTimeoutException:
+        limit = settings.SIGHTLINE_JOB_TIMEOUT_SECONDS
+        _fail_safely(job_id, f"Processing took longer than the limit of {limit} s and was stopped.", "timeout")
+        return "failed: timeout"
     except TRANSIENT_ERRORS as exc:
         if _retries_left() > 0:
             logger.warning("transient error, RQ will retry", extra={"job": job_id}, exc_info=True)

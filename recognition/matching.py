@@ -12,6 +12,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from config.refusals import Refusal
 from media import services as media_services
 from media.validation import RejectedUpload
 from recognition import search
@@ -22,8 +23,11 @@ CROP_MARGIN = 0.25  # of the box's size, on every side: a little hair and chin a
 CROP_MAX_SIDE = 256
 
 
-class FaceUnavailable(Exception):
+class FaceUnavailable(Refusal):
     """The face's pixels cannot be produced (its frame no longer decodes, say)."""
+
+    code = "face_unavailable"
+    status = 404
 
 
 def recognition_result(owner_id: int, analysis: dict, limit: int = DEFAULT_CANDIDATES,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from accounts.ownership import owned_by
 from media.models import Asset
-from recognition.models import STAGE_PROGRESS, Face, Job, Subject
+from recognition.models import STAGE_PROGRESS, Face, Job, Subject, with_latest_job
 
 PIPELINE_STAGES = [str(stage) for stage in STAGE_PROGRESS if stage != "completed"]
 
@@ -46,22 +46,8 @@ def counts_for(user) -> Counts:
 
 
 def assets_with_latest_job(user) -> QuerySet:
-    """The user's assets, newest first, with ``face_count`` and ``jobs_newest_first``."""
-    return (
-        owned_by(Asset.objects.all(), user)
-        .annotate(face_count=Count("faces"))
-        .prefetch_related(
-            Prefetch("jobs", queryset=Job.objects.order_by("-created_at", "-id"), to_attr="jobs_newest_first")
-        )
-        .order_by("-created_at", "-id")
-    )
-
-
-def latest_job(asset) -> Job | None:
-    jobs = getattr(asset, "jobs_newest_first", None)
-    if jobs is None:
-        return asset.jobs.order_by("-created_at", "-id").first()
-    return jobs[0] if jobs else None
+    """The user's assets, newest first, with ``face_count`` and their latest job at hand."""
+    return with_latest_job(owned_by(Asset.objects.all(), user)).order_by("-created_at", "-id")
 
 
 @dataclass(frozen=True)

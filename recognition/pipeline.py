@@ -47,15 +47,6 @@ class FoundFace:
     embedding: np.ndarray
 
 
-@dataclass
-class Frames:
-    """Decoded input: one image for photos, sampled frames for videos."""
-
-    images: list[np.ndarray]
-    indexes: list[int | None]
-    timestamps: list[float | None]
-
-
 def run(job: Job) -> None:
     asset = job.asset
     attempt = job.attempts

@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from media.models import Asset
-from recognition.models import Face, ImageTag, Job, Subject
+from recognition.models import Face, ImageTag, Job, Subject, latest_job
 
 MAX_CANDIDATES = 20
 MAX_THRESHOLD = 2.0  # dlib descriptors are unit-ish vectors: no two are further apart than this
@@ -71,9 +71,7 @@ class AssetSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(JobStateSerializer(allow_null=True))
     def get_latest_job(self, asset):
-        # ``jobs_newest_first`` is prefetched by the viewset; a fresh asset falls back to a query.
-        jobs = getattr(asset, "jobs_newest_first", None)
-        latest = jobs[0] if jobs else (asset.jobs.order_by("-created_at", "-id").first() if jobs is None else None)
+        latest = latest_job(asset)  # prefetched by the viewset (``with_latest_job``)
         return JobStateSerializer(latest).data if latest else None
 
     @extend_schema_field(OpenApiTypes.URI)

@@ -20,6 +20,7 @@ from rq.job import JobStatus
 from rq.results import Result
 from rq.worker import Worker
 
+from config.refusals import Refusal
 from media import services as media_services
 from media.models import Asset
 from recognition import jobs
@@ -49,7 +50,11 @@ def upload(owner, uploaded_file, original_name: str | None = None) -> UploadOutc
         with transaction.atomic():
             result = media_services.ingest_upload(owner, uploaded_file, original_name)
             if not result.created:
-                return UploadOutcome(result.asset, result.asset.jobs.order_by("-created_at", "-id").first(), False)
+                job = ensure_processing(result.asset)
+                if job is not None:
+                    return UploadOutcome(result.asset, job, False)
+                # Deleted under us (a refused enrolment of the same bytes): store it anew.
+                result = media_services.ingest_upload(owner, uploaded_file, original_name)
             job = start_processing(result.asset, received_at=received_at)
     except BaseException:
         if result is not None and result.created:
@@ -74,8 +79,34 @@ def start_processing(asset, received_at=None) -> Job:
     return job
 
 
-class JobInProgress(Exception):
+def ensure_processing(asset) -> Job | None:
+    """The asset's latest job, or a new one if it has none yet (a photo stored a moment ago by
+    an enrolment that is still looking at its faces). None if the asset is gone.
+
+    The asset's row lock makes this and ``discard_unclaimed`` take turns.
+    """
+    with transaction.atomic():
+        if not Asset.objects.select_for_update().filter(pk=asset.pk).exists():
+            return None
+        return Job.objects.latest_for(asset) or start_processing(asset)
+
+
+def discard_unclaimed(asset) -> bool:
+    """Delete an asset stored for an enrolment that was refused, unless an upload of the same
+    bytes has claimed it meanwhile (it has a job then). True if deleted."""
+    with transaction.atomic():
+        locked = Asset.objects.select_for_update().filter(pk=asset.pk).first()
+        if locked is None or Job.objects.filter(asset=locked).exists():
+            return False
+        locked.delete()
+        return True
+
+
+class JobInProgress(Refusal):
     """A re-run asked for while the asset still has a job that has not ended."""
+
+    code = "job_in_progress"
+    status = 409
 
     def __init__(self, running: Job):
         super().__init__(f"{running.asset.original_name} is still being processed; re-run it once that run ends.")
@@ -189,12 +220,18 @@ def _sweep(recovery: Recovery, grace: timedelta, include_failed: bool) -> None:
 # --- realtime requests ---------------------------------------------------------------------
 
 
-class RealtimeUnavailable(Exception):
+class RealtimeUnavailable(Refusal):
     """No realtime worker answered in time."""
 
+    code = "realtime_unavailable"
+    status = 503
 
-class RealtimeFailed(Exception):
+
+class RealtimeFailed(Refusal):
     """The realtime job raised; the message is safe to show."""
+
+    code = "realtime_failed"
+    status = 502
 
 
 def run_realtime(func, *args, timeout: float | None = None):

@@ -19,10 +19,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.ownership import owned_by
-from media.validation import RejectedUpload
+from config.refusals import Refusal
 from recognition import enrollment, pages, services
 from recognition.forms import FaceSubjectForm, SubjectForm
-from recognition.models import Face, Subject
+from recognition.models import Face, Subject, latest_job
 
 ASSETS_PER_PAGE = 25
 FACES_PER_PAGE = 60
@@ -39,7 +39,7 @@ def dashboard(request):
     return render(request, "dashboard.html", {
         "counts": pages.counts_for(request.user),
         "assets": assets,
-        "rows": [(asset, pages.latest_job(asset)) for asset in assets],
+        "rows": [(asset, latest_job(asset)) for asset in assets],
     })
 
 
@@ -58,10 +58,10 @@ def upload(request):
     a redirect with messages for a plain form."""
     files = request.FILES.getlist("files")
     if not files:
-        message = "Choose at least one photo or video to upload."
+        refusal = Refusal("Choose at least one photo or video to upload.", "no_files")
         if _wants_json(request):
-            return JsonResponse({"message": message, "results": []}, status=400)
-        messages.error(request, message)
+            return JsonResponse({**refusal.as_body(), "results": []}, status=refusal.status)
+        messages.error(request, refusal.message)
         return redirect("dashboard")
 
     results = [_upload_one(request, uploaded) for uploaded in files]
@@ -78,11 +78,10 @@ def upload(request):
 def _upload_one(request, uploaded) -> dict:
     try:
         outcome = services.upload(request.user, uploaded, uploaded.name)
-    except RejectedUpload as refusal:
-        return {"ok": False, "name": uploaded.name, "message": refusal.message, "code": refusal.code,
-                "status": refusal.status}
+    except Refusal as refusal:
+        return {"ok": False, "name": uploaded.name, **refusal.as_body()}
     asset = pages.assets_with_latest_job(request.user).get(pk=outcome.asset.pk)
-    job = pages.latest_job(asset)
+    job = latest_job(asset)
     row_html = render_to_string("recognition/_asset_row.html", {"asset": asset, "job": job}, request=request)
     message = "uploaded, processing started." if outcome.created else "you had already uploaded this file."
     return {"ok": True, "name": uploaded.name, "message": message, "created": outcome.created,
@@ -95,7 +94,7 @@ def _upload_one(request, uploaded) -> dict:
 def asset_detail(request, asset_id):
     asset = get_object_or_404(pages.assets_with_latest_job(request.user), pk=asset_id)
     faces = list(asset.faces.select_related("subject"))
-    job = pages.latest_job(asset)
+    job = latest_job(asset)
     return render(request, "recognition/asset.html", {
         "asset": asset,
         "job": job,

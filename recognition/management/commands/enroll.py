@@ -43,8 +43,8 @@ class Command(BaseCommand):
         for photo in photos:
             try:
                 with photo.open("rb") as handle:
-                    result = enrollment.enroll_photo(person, File(handle, name=photo.name), photo.name,
-                                                     analyze_in_process)
+                    face = enrollment.enroll_photo(person, File(handle, name=photo.name), photo.name,
+                                                   analyze_in_process)
             except (RejectedUpload, enrollment.EnrollmentError) as exc:
                 self.stderr.write(f"{photo}: {exc.message}")
                 continue
@@ -52,7 +52,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"{photo}: could not read the file ({exc.strerror}).")
                 continue
             enrolled += 1
-            self.stdout.write(f"{photo}: enrolled face {result.face.pk} (quality {result.face.quality:.2f}).")
+            self.stdout.write(f"{photo}: enrolled face {face.pk} (quality {face.quality:.2f}).")
         self.stdout.write(f"{enrolled} of {len(photos)} photo(s) enrolled for {person.name}.")
         if enrolled < len(photos):
             raise CommandError(f"{len(photos) - enrolled} photo(s) could not be enrolled.")

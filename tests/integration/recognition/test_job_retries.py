@@ -51,3 +51,41 @@ def test_a_job_that_keeps_failing_transiently_ends_failed_with_the_reason(photo_
     assert calls["n"] == 3  # the first try and both retries
     assert job.error_code == "unavailable"
     assert "OperationalError" in job.error
+
+
+def test_a_job_past_its_time_limit_fails_as_a_timeout(photo_job, run_jobs, monkeypatch, settings):
+    """RQ's own alarm stops it; the job says so instead of 'internal error'."""
+    import time
+
+    settings.SIGHTLINE_JOB_TIMEOUT_SECONDS = 1
+    Job.objects.filter(pk=photo_job.pk).update(stage=Stage.FAILED)  # drop the job queued on upload
+    job = services.rerun_asset(photo_job.asset)  # queued again, under the 1 s limit
+    monkeypatch.setattr(pipeline, "run", lambda job: time.sleep(5))
+    run_jobs()
+    job.refresh_from_db()
+    assert (job.stage, job.error_code) == (Stage.FAILED, "timeout")
+    assert "1 s" in job.error
+
+
+def test_a_bug_is_an_internal_error_whose_words_stay_in_the_log(photo_job, run_jobs, monkeypatch):
+    """A ValueError deep in a library is no judgement on the user's file."""
+    def run(job):
+        raise ValueError("operands could not be broadcast together with shapes (3,) (4,)")
+
+    monkeypatch.setattr(pipeline, "run", run)
+    run_jobs()
+    job = Job.objects.get(pk=photo_job.pk)
+    assert (job.stage, job.error_code) == (Stage.FAILED, "internal_error")
+    assert "broadcast" not in job.error
+
+
+def test_a_file_that_no_longer_decodes_fails_with_the_refusals_reason(photo_job, run_jobs, monkeypatch):
+    from media.validation import RejectedUpload
+
+    def run(job):
+        raise RejectedUpload("The image data is truncated.", "corrupt")
+
+    monkeypatch.setattr(pipeline, "run", run)
+    run_jobs()
+    job = Job.objects.get(pk=photo_job.pk)
+    assert (job.stage, job.error_code, job.error) == (Stage.FAILED, "corrupt", "The image data is truncated.")
