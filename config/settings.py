@@ -17,7 +17,12 @@
 | ``SIGHTLINE_MAX_VIDEO_PIXELS`` | ``33177600`` | largest video frame (8K UHD, 7680×4320) |
 | ``SIGHTLINE_MAX_VIDEO_SECONDS`` | ``600`` | longest video accepted |
 | ``SIGHTLINE_MATCH_THRESHOLD`` | ``0.6`` | face distance under which two faces are the same person |
-| ``SIGHTLINE_ENROL_MIN_QUALITY`` | ``0.4`` | faces below this quality are not counted when a photo is enrolled without a face_index |
+| ``SIGHTLINE_ENROL_MIN_QUALITY`` | ``0.4`` | faces below this quality are not counted when a photo is enrolled without a face_index, and a face named below it is not used for matching |
+| ``SIGHTLINE_CLUSTER_DISTANCE`` | ``0.5`` | unknown faces closer than this are neighbours for clustering |
+| ``SIGHTLINE_CLUSTER_MIN_FACES`` | ``2`` | faces it takes to form a person without a name |
+| ``SIGHTLINE_CLUSTER_MIN_QUALITY`` | ``SIGHTLINE_ENROL_MIN_QUALITY`` | faces below this quality never seed a cluster |
+| ``SIGHTLINE_CLUSTER_NEIGHBOURS`` | ``16`` | nearest neighbours looked at per face when clustering |
+| ``SIGHTLINE_RECLUSTER_CRON`` | ``30 3 * * *`` | when the nightly full recluster runs (cron syntax, UTC; ``manage.py rqcron recognition.cron``) |
 | ``SIGHTLINE_VIDEO_SAMPLE_SECONDS`` | ``1.0`` | seconds between the video frames analysed |
 | ``SIGHTLINE_VIDEO_MAX_FRAMES`` | ``600`` | most frames analysed per video |
 | ``SIGHTLINE_VIDEO_FRAME_BATCH`` | ``16`` | frames decoded and analysed together |
@@ -293,6 +298,15 @@ SIGHTLINE_MATCH_THRESHOLD = float(os.environ.get("SIGHTLINE_MATCH_THRESHOLD", "0
 # On the shared photos, real faces score 0.43-0.96 and the detector's background false
 # positives 0.24-0.35: below the floor, a face does not make "exactly one face" ambiguous.
 SIGHTLINE_ENROL_MIN_QUALITY = float(os.environ.get("SIGHTLINE_ENROL_MIN_QUALITY", "0.4"))
+# Unknown faces cluster into people without a name: neighbours within this distance (dlib's
+# Euclidean; 0.6 is "same person" for matching, clustering is stricter so it never mixes two
+# people), at least this many faces to form one, and only clear faces seed one.
+SIGHTLINE_CLUSTER_DISTANCE = float(os.environ.get("SIGHTLINE_CLUSTER_DISTANCE", "0.5"))
+SIGHTLINE_CLUSTER_MIN_FACES = env_int("SIGHTLINE_CLUSTER_MIN_FACES", 2)
+SIGHTLINE_CLUSTER_MIN_QUALITY = float(os.environ.get("SIGHTLINE_CLUSTER_MIN_QUALITY", str(SIGHTLINE_ENROL_MIN_QUALITY)))
+SIGHTLINE_CLUSTER_NEIGHBOURS = env_int("SIGHTLINE_CLUSTER_NEIGHBOURS", 16)
+# When the nightly full recluster of every owner's faces runs (cron syntax, UTC).
+SIGHTLINE_RECLUSTER_CRON = os.environ.get("SIGHTLINE_RECLUSTER_CRON", "30 3 * * *")
 SIGHTLINE_VIDEO_SAMPLE_SECONDS = float(os.environ.get("SIGHTLINE_VIDEO_SAMPLE_SECONDS", "1.0"))
 SIGHTLINE_VIDEO_MAX_FRAMES = env_int("SIGHTLINE_VIDEO_MAX_FRAMES", 600)
 SIGHTLINE_VIDEO_FRAME_BATCH = env_int("SIGHTLINE_VIDEO_FRAME_BATCH", 16)

@@ -7,13 +7,17 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db import transaction
+from django.template.response import TemplateResponse
+from django.db.models import Count, OuterRef, Subquery
 from django.urls import reverse
 from django.utils.html import format_html
 
 from media.admin import AssetAdmin
 from media.models import Asset
-from recognition import enrollment, services
+from config.refusals import Refusal
+from recognition import services
+from recognition.people import corrections
 from recognition.models import Face, Job, Stage, Subject
 
 CROP_PREVIEW = '<img src="{}" alt="face {}" loading="lazy" style="height:{}px;width:auto;border-radius:3px">'
@@ -160,18 +164,38 @@ class ExampleFaceInline(admin.TabularInline):
         return crop_preview(face)
 
 
+class NamedFilter(admin.SimpleListFilter):
+    title = "named"
+    parameter_name = "named"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Named"), ("no", "Unknown cluster")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.named()
+        if self.value() == "no":
+            return queryset.unnamed()
+        return queryset
+
+
 @admin.register(Subject)
 class SubjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "examples", "faces", "created_at"]
+    list_display = ["__str__", "owner", "hidden", "examples", "faces", "created_at"]
+    list_filter = [NamedFilter, "hidden"]
     list_select_related = ["owner"]
     search_fields = ["name", "owner__email"]
     raw_id_fields = ["owner"]
+    fields = ["owner", "name", "notes", "hidden", "created_at"]
+    readonly_fields = ["owner", "created_at"]
     inlines = [ExampleFaceInline]
+    actions = ["merge_into_first", "erase_people"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            example_count=Count("faces", filter=Q(faces__is_example=True)), face_count=Count("faces")
-        )
+        return super().get_queryset(request).with_counts()
+
+    def has_add_permission(self, request):
+        return False  # people belong to users: they add them on their pages or through the API
 
     @admin.display(description="Examples", ordering="example_count")
     def examples(self, subject):
@@ -181,12 +205,52 @@ class SubjectAdmin(admin.ModelAdmin):
     def faces(self, subject):
         return subject.face_count
 
+    def save_model(self, request, obj, form, change):
+        # Through the same rules as the pages and the API (naming a cluster confirms its faces).
+        stored = Subject.objects.get(pk=obj.pk)
+        with transaction.atomic():
+            if "name" in form.changed_data:
+                try:
+                    corrections.rename_person(stored, form.cleaned_data["name"])
+                except Refusal as refusal:
+                    self.message_user(request, refusal.message, messages.ERROR)
+            Subject.objects.filter(pk=obj.pk).update(notes=obj.notes, hidden=obj.hidden)
+
     def delete_model(self, request, obj):
-        enrollment.delete_subject(obj)
+        corrections.delete_person(obj)
 
     def delete_queryset(self, request, queryset):
         for subject in queryset:
-            enrollment.delete_subject(subject)
+            corrections.delete_person(subject)
+
+    @admin.action(description="Merge the selected people into the first selected (oldest)")
+    def merge_into_first(self, request, queryset):
+        people = list(queryset.order_by("created_at", "id"))
+        if len({p.owner_id for p in people}) != 1:
+            self.message_user(request, "Only one user's people can be merged together.", messages.ERROR)
+            return
+        try:
+            result = corrections.merge_people(people[0], people[1:])
+        except Refusal as refusal:
+            self.message_user(request, refusal.message, messages.ERROR)
+            return
+        self.message_user(request, f"Merged {', '.join(result.merged)} into {result.target}: "
+                                   f"{result.faces_moved} face(s) moved.")
+
+    @admin.action(description="Erase the selected people (every face, embedding and example)")
+    def erase_people(self, request, queryset):
+        if request.POST.get("confirm") != "yes":
+            previews = [corrections.erasure_preview(subject) for subject in queryset]
+            return TemplateResponse(request, "admin/recognition/erase_confirmation.html", {
+                **self.admin_site.each_context(request),
+                "title": "Erase people?",
+                "previews": previews,
+                "queryset": queryset,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "opts": self.model._meta,
+            })
+        erased = [corrections.erase_person(subject) for subject in queryset]
+        self.message_user(request, "Erased " + "; ".join(f"{e.name}: {e.describe()}" for e in erased) + ".")
 
 
 class FaceAdminForm(forms.ModelForm):
@@ -197,30 +261,47 @@ class FaceAdminForm(forms.ModelForm):
     def clean_subject(self):
         subject = self.cleaned_data["subject"]
         if subject is not None and subject.owner_id != self.instance.owner_id:
-            raise forms.ValidationError("This subject belongs to another user than the face.")
+            raise forms.ValidationError("This person belongs to another user than the face.")
         return subject
 
 
 @admin.register(Face)
 class FaceAdmin(admin.ModelAdmin):
     form = FaceAdminForm
-    list_display = ["preview", "id", "asset", "owner", "subject", "is_example", "match_distance", "score", "quality",
-                    "created_at"]
+    list_display = ["preview", "id", "asset", "owner", "subject", "decided_by", "is_example", "dismissed",
+                    "match_distance", "quality", "created_at"]
     list_display_links = ["preview", "id"]
-    list_filter = ["is_example", ("subject", admin.EmptyFieldListFilter), "created_at"]
+    list_filter = ["decided_by", "is_example", "dismissed", ("subject", admin.EmptyFieldListFilter), "created_at"]
     list_select_related = ["asset", "owner", "subject"]
     search_fields = ["=id", "subject__name", "owner__email", "asset__original_name"]
     raw_id_fields = ["subject"]
-    fields = ["large_preview", "asset", "owner", "subject", "is_example", "match_distance", "box", "score",
-              "quality", "frame_index", "timestamp", "model_version", "job", "created_at"]
+    fields = ["large_preview", "asset", "owner", "subject", "decided_by", "decided_at", "is_example", "dismissed",
+              "match_distance", "box", "score", "quality", "frame_index", "timestamp", "model_version", "job",
+              "created_at"]
     readonly_fields = [f for f in fields if f != "subject"]
+    actions = ["dismiss_faces", "restore_faces"]
 
     def has_add_permission(self, request):
         return False  # faces come from the pipeline
 
     def save_model(self, request, obj, form, change):
-        # Through the same rule as the API (an example made unknown stops being an example).
-        enrollment.assign_subject(obj, form.cleaned_data["subject"])
+        # A staff member's word is a human decision, through the same rules as the pages and the API.
+        subject = form.cleaned_data["subject"]
+        if subject is None:
+            corrections.mark_unknown(obj)
+        else:
+            corrections.name_face(obj, subject)
+
+    @admin.action(description="Not a face: dismiss the selected faces")
+    def dismiss_faces(self, request, queryset):
+        for face in queryset:
+            corrections.dismiss_face(face)
+        self.message_user(request, f"Dismissed {queryset.count()} face(s).")
+
+    @admin.action(description="Restore the selected dismissed faces")
+    def restore_faces(self, request, queryset):
+        restored = [corrections.restore_face(face) for face in queryset.filter(dismissed=True)]
+        self.message_user(request, f"Restored {len(restored)} face(s).")
 
     @admin.display(description="Face")
     def preview(self, face):

@@ -3,16 +3,16 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from recognition import api
+from recognition.api import assets, faces, jobs, people, realtime
 
 router = SimpleRouter()
-router.register("assets", api.AssetViewSet, basename="asset")
-router.register("jobs", api.JobViewSet, basename="job")
-router.register("faces", api.FaceViewSet, basename="face")
-router.register("subjects", api.SubjectViewSet, basename="subject")
+router.register("assets", assets.AssetViewSet, basename="asset")
+router.register("jobs", jobs.JobViewSet, basename="job")
+router.register("faces", faces.FaceViewSet, basename="face")
+router.register("subjects", people.SubjectViewSet, basename="subject")
 
 urlpatterns = [
     *router.urls,
-    path("recognize/", api.RecognizeView.as_view(), name="recognize"),
-    path("verify/", api.VerifyView.as_view(), name="verify"),
+    path("recognize/", realtime.RecognizeView.as_view(), name="recognize"),
+    path("verify/", realtime.VerifyView.as_view(), name="verify"),
 ]

@@ -1,5 +1,4 @@
-"""Subjects and their example faces: enrol from a photo or from a detected face, un-enrol,
-assign a face to a subject, delete a subject.
+"""Example faces of a person: enrol from a photo or from a detected face, un-enrol.
 
 Enrolling from a photo stores it like any upload, asks a model process for its faces (the
 caller says how: the API waits on the realtime worker, a command runs the engine in-process),
@@ -14,13 +13,15 @@ from collections.abc import Callable
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from config.refusals import Refusal
 from media import services as media_services
 from media.models import Asset
 from media.validation import RejectedUpload
 from recognition import services
-from recognition.models import SAME_FACE_IOU, Face, Subject, box_iou
+from recognition.models import SAME_FACE_IOU, Decider, Face, Subject, box_iou
+from recognition.people import corrections
 
 # Takes a stored photo, returns ``jobs.analyze_stored_photo``'s payload.
 PhotoAnalyzer = Callable[[Asset], dict]
@@ -116,6 +117,8 @@ def _example_face(subject: Subject, asset: Asset, found: dict, model_version: st
     return Face.objects.create(
         asset=asset,
         owner_id=asset.owner_id,
+        decided_by=Decider.HUMAN,
+        decided_at=timezone.now(),
         box=found["box"],
         landmarks=found["landmarks"],
         score=found["score"],
@@ -128,39 +131,19 @@ def _example_face(subject: Subject, asset: Asset, found: dict, model_version: st
 
 
 def enroll_face(subject: Subject, face: Face) -> Face:
-    """Make an existing face an example of ``subject``; both must belong to the same owner."""
+    """Make an existing face an example of ``subject`` (a person's decision, and used for
+    matching whatever its quality: the caller chose it); both must belong to the same owner."""
     if face.owner_id != subject.owner_id:
         raise EnrollmentError("This face belongs to someone else's photo.", "foreign_face")
-    face.subject = subject
-    face.is_example = True
-    face.match_distance = None  # chosen by a person, not matched
-    face.save(update_fields=["subject", "is_example", "match_distance"])
+    face = corrections.name_face(face, subject)
+    if not face.is_example:
+        face.is_example = True
+        face.save(update_fields=["is_example"])
     return face
 
 
 def unenroll_face(face: Face) -> Face:
-    """Stop using the face as an example. It keeps its subject: it still shows that person."""
+    """Stop using the face for matching. It keeps its person: it still shows them."""
     face.is_example = False
     face.save(update_fields=["is_example"])
     return face
-
-
-def assign_subject(face: Face, subject: Subject | None) -> Face:
-    """A person's correction of who a face is (``None``: unknown). An example face moved to
-    another subject teaches that subject instead; one made unknown is no longer an example."""
-    if subject is not None and subject.owner_id != face.owner_id:
-        raise EnrollmentError("This subject belongs to someone else.", "foreign_subject")
-    face.subject = subject
-    face.match_distance = None
-    if subject is None:
-        face.is_example = False
-    face.save(update_fields=["subject", "match_distance", "is_example"])
-    return face
-
-
-def delete_subject(subject: Subject) -> None:
-    """Delete the subject; its faces stay, as unknown (examples stop being examples first,
-    since an example must have a subject)."""
-    with transaction.atomic():
-        subject.faces.filter(is_example=True).update(is_example=False)
-        subject.delete()

@@ -1,4 +1,4 @@
-"""Forms for the recognition pages: create a person, say who a face is."""
+"""Forms for the recognition pages: add or rename a person, say who a face is."""
 
 from __future__ import annotations
 
@@ -7,38 +7,47 @@ from django import forms
 from recognition.models import Subject
 
 
-class SubjectForm(forms.ModelForm):
-    """A new person for ``owner``; names are unique per owner regardless of case."""
+class SubjectForm(forms.Form):
+    """A new person (names are unique per owner regardless of case; ``corrections`` checks)."""
 
-    class Meta:
-        model = Subject
-        fields = ["name", "notes"]
-        widgets = {"notes": forms.Textarea(attrs={"rows": 2})}
+    name = forms.CharField(max_length=200)
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
-    def __init__(self, *args, owner, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.owner = owner
 
-    def clean_name(self):
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise forms.ValidationError("Enter a name.")
-        # Checked here for a friendly message; the database constraint is the real guard.
-        if Subject.objects.filter(owner=self.owner, name__iexact=name).exists():
-            raise forms.ValidationError(f"You already have a person called “{name}”.")
-        return name
+class RenameForm(forms.Form):
+    name = forms.CharField(max_length=200, label="Name")
 
-    def save(self, commit=True):
-        self.instance.owner = self.owner
-        return super().save(commit)
+
+NEW_PERSON = "new"
 
 
 class FaceSubjectForm(forms.Form):
-    """Who a face is: one of the face owner's subjects, or empty for unknown."""
+    """Who a face is: one of the face owner's people, a new person (``subject`` "new" with
+    ``new_name``), or empty for unknown."""
 
-    subject = forms.ModelChoiceField(queryset=Subject.objects.none(), required=False, empty_label="unknown")
+    subject = forms.CharField(required=False)
+    new_name = forms.CharField(required=False, max_length=200, label="New person's name")
 
     def __init__(self, *args, face, **kwargs):
         super().__init__(*args, **kwargs)
-        # The face's owner, not the viewer: staff must not file one user's face under another's person.
-        self.fields["subject"].queryset = Subject.objects.filter(owner_id=face.owner_id)
+        self.face = face
+
+    def clean(self):
+        data = super().clean()
+        choice = data.get("subject", "")
+        new_name = data.get("new_name", "").strip()
+        data["new_name"] = ""
+        if choice == NEW_PERSON or (not choice and new_name):
+            if not new_name:
+                self.add_error("new_name", "Type the new person's name.")
+            data["new_name"], data["subject"] = new_name, None
+        elif choice:
+            # The face's owner's people, not the viewer's: staff must not file one user's face
+            # under another's person.
+            subject = Subject.objects.filter(owner_id=self.face.owner_id, pk=choice).first() if choice.isdigit() else None
+            if subject is None:
+                self.add_error("subject", "Choose one of your people.")
+            data["subject"] = subject
+        else:
+            data["subject"] = None
+        return data

@@ -160,3 +160,27 @@ def analyze_stored_photo(asset_id: int) -> dict:
         return {"rejected": {"message": exc.message, "code": exc.code, "status": exc.status}}
     engine = inference.face_engine()
     return {"faces": _faces_payload(engine.analyze([image])[0]), "model_version": engine.model_version}
+
+
+# --- clustering ----------------------------------------------------------------------------
+
+
+def recluster_everyone() -> int:
+    """The nightly run (``recognition.cron``): one full recluster job per owner with faces, so
+    one owner's many faces never hold up another's."""
+    from recognition.models import Face
+
+    queue = django_rq.get_queue("default")
+    owners = list(Face.objects.values_list("owner_id", flat=True).distinct().order_by("owner_id"))
+    for owner_id in owners:
+        queue.enqueue(recluster_owner, owner_id, True, job_timeout=settings.SIGHTLINE_JOB_TIMEOUT_SECONDS,
+                      description=f"recluster the faces of user {owner_id}")
+    return len(owners)
+
+
+def recluster_owner(owner_id: int, full: bool = True) -> dict:
+    from dataclasses import asdict
+
+    from recognition.people import clustering
+
+    return asdict(clustering.recluster(owner_id, full=full))

@@ -67,7 +67,7 @@ LATEST_JOBS_ATTR = "jobs_newest_first"
 def with_latest_job(assets: models.QuerySet) -> models.QuerySet:
     """Assets with ``face_count`` and their jobs prefetched newest first, for ``latest_job``:
     a list of assets costs the same few queries however long it is."""
-    return assets.annotate(face_count=models.Count("faces")).prefetch_related(
+    return assets.annotate(face_count=models.Count("faces", filter=models.Q(faces__dismissed=False))).prefetch_related(
         models.Prefetch("jobs", queryset=Job.objects.newest_first(), to_attr=LATEST_JOBS_ATTR)
     )
 
@@ -151,27 +151,81 @@ class Job(models.Model):
         transaction.on_commit(lambda: events.publish(owner_id, event))
 
 
+class SubjectQuerySet(models.QuerySet):
+    def named(self):
+        return self.exclude(name="")
+
+    def unnamed(self):
+        return self.filter(name="")
+
+    def with_counts(self):
+        """``face_count`` (faces shown as this person: dismissed ones are not) and
+        ``example_count`` (faces used for matching), in one aggregate query."""
+        shown = models.Q(faces__dismissed=False)
+        return self.annotate(
+            face_count=models.Count("faces", filter=shown),
+            example_count=models.Count("faces", filter=shown & models.Q(faces__is_example=True)),
+        )
+
+    def with_cover(self):
+        """``cover_face_id``: the face that shows the person best (examples first, then the
+        clearest face)."""
+        best = Face.objects.filter(subject=models.OuterRef("pk"), dismissed=False).order_by(
+            "-is_example", "-quality", "id")
+        return self.annotate(cover_face_id=models.Subquery(best.values("id")[:1]))
+
+    def gallery_order(self):
+        """Named people A to Z, then unnamed ones, biggest first (needs ``with_counts``)."""
+        return self.order_by(
+            models.Case(models.When(name="", then=1), default=0), Lower("name"), "-face_count", "id"
+        )
+
+
 class Subject(models.Model):
-    """A known person, enrolled by one user from example faces."""
+    """A person: named by the user, or an unknown cluster (a person without a name yet) that
+    clustering formed from similar unknown faces. Naming a cluster is giving it a name."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="subjects")
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, blank=True)
     notes = models.TextField(blank=True)
+    hidden = models.BooleanField(default=False, help_text="Left out of the people gallery.")
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = SubjectQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "id"]
         constraints = [
-            models.UniqueConstraint(Lower("name"), "owner", name="unique_subject_name_per_owner"),
+            models.UniqueConstraint(
+                Lower("name"), "owner", name="unique_subject_name_per_owner", condition=~models.Q(name=""),
+            ),
         ]
+        indexes = [models.Index(fields=["owner", "name"], name="subject_owner_name")]
 
     def __str__(self):
-        return self.name
+        return self.display_name
+
+    @property
+    def is_named(self) -> bool:
+        return bool(self.name)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or f"Unnamed person {self.pk}"
 
 
 class FaceQuerySet(models.QuerySet):
     def examples(self):
         return self.filter(is_example=True)
+
+    def shown(self):
+        """Faces that are faces: a dismissed false positive ("not a face") is hidden."""
+        return self.filter(dismissed=False)
+
+
+class Decider(models.TextChoices):
+    AUTO = "auto"  # matching or clustering
+    HUMAN = "human"  # a person named it, dismissed it, or enrolled it
 
 
 class Face(models.Model):
@@ -192,7 +246,13 @@ class Face(models.Model):
     model_version = models.CharField(max_length=200)
     subject = models.ForeignKey(Subject, on_delete=models.SET_NULL, null=True, blank=True, related_name="faces")
     match_distance = models.FloatField(null=True, blank=True)
+    # Used for matching: an enrolled example, or a face a person named (clear enough to teach).
     is_example = models.BooleanField(default=False)
+    # Who decided ``subject`` (and ``dismissed``), and when; human decisions survive every re-run.
+    decided_by = models.CharField(max_length=5, choices=Decider.choices, default=Decider.AUTO)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # "Not a face": a false positive a person dismissed; never shown, matched or clustered.
+    dismissed = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = FaceQuerySet.as_manager()
@@ -225,11 +285,48 @@ class Face(models.Model):
                 condition=models.Q(is_example=False) | models.Q(subject__isnull=False),
                 name="example_face_has_subject",
             ),
+            models.CheckConstraint(
+                condition=models.Q(dismissed=False) | models.Q(subject__isnull=True, is_example=False),
+                name="dismissed_face_has_no_subject",
+            ),
         ]
 
     def __str__(self):
-        who = self.subject.name if self.subject_id else "unknown"
+        who = self.subject.display_name if self.subject_id else "unknown"
         return f"Face {self.pk} in asset {self.asset_id} ({who})"
+
+    @property
+    def frame_key(self) -> tuple[int, int]:
+        """Faces sharing this are in one picture (a photo, or one frame of a video): never one person."""
+        return (self.asset_id, self.frame_index if self.frame_index is not None else -1)
+
+
+class FaceRejection(models.Model):
+    """"Not this person": a person's word that ``face`` is not ``subject``. Nothing automatic
+    assigns that face to that person again, re-runs included."""
+
+    face = models.ForeignKey(Face, on_delete=models.CASCADE, related_name="rejections")
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="rejections")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["face", "subject"], name="unique_rejection")]
+
+    def __str__(self):
+        return f"face {self.face_id} is not {self.subject_id}"
+
+
+class ErasedFace(models.Model):
+    """Where an erased person's face was (a box, nothing biometric): a re-run of the photo
+    drops detections here instead of storing that person's face again."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="erased_faces")
+    frame_index = models.PositiveIntegerField(null=True, blank=True)
+    box = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"erased face in asset {self.asset_id}"
 
 
 class ImageTag(models.Model):

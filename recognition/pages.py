@@ -33,15 +33,16 @@ def counts_for(user) -> Counts:
     assets = owned_by(Asset.objects.all(), user).aggregate(
         photos=Count("id", filter=Q(kind=Asset.Kind.IMAGE)), videos=Count("id", filter=Q(kind=Asset.Kind.VIDEO))
     )
-    faces = owned_by(Face.objects.all(), user).aggregate(
-        total=Count("id"), recognised=Count("id", filter=Q(subject__isnull=False))
+    # Recognised: the face's person has a name (a person without one is a guess at grouping).
+    faces = owned_by(Face.objects.shown(), user).aggregate(
+        total=Count("id"), recognised=Count("id", filter=Q(subject__isnull=False) & ~Q(subject__name=""))
     )
     return Counts(
         photos=assets["photos"],
         videos=assets["videos"],
         faces=faces["total"],
         recognised_faces=faces["recognised"],
-        people=owned_by(Subject.objects.all(), user).count(),
+        people=owned_by(Subject.objects.named(), user).count(),
     )
 
 
@@ -96,10 +97,28 @@ def face_boxes(asset: Asset, faces) -> list[FaceBox]:
     return boxes
 
 
-def subjects_with_counts(user) -> QuerySet:
-    # Explicit order: Meta.ordering does not apply to aggregating (GROUP BY) queries.
-    return (
-        owned_by(Subject.objects.all(), user)
-        .annotate(face_count=Count("faces"), example_count=Count("faces", filter=Q(faces__is_example=True)))
-        .order_by("name", "id")
-    )
+def people_with_counts(user) -> QuerySet:
+    """The user's people with ``face_count``, ``example_count`` and ``cover_face_id``."""
+    return owned_by(Subject.objects.all(), user).with_counts().with_cover()
+
+
+def people_gallery(user, hidden: bool = False) -> QuerySet:
+    """One tile per person: named people A to Z, then people without a name, biggest first.
+    ``hidden``: the hidden ones instead. A person without a name and without faces is left out."""
+    return people_with_counts(user).filter(Q(face_count__gt=0) | ~Q(name=""), hidden=hidden).gallery_order()
+
+
+def people_to_choose(owner_id: int) -> list[Subject]:
+    """The owner's people for a "who is this?" list: named ones A to Z, then the others."""
+    return list(Subject.objects.filter(owner_id=owner_id).with_counts().gallery_order())
+
+
+def faces_of(asset) -> list[Face]:
+    """An asset's faces in display order (the numbers on the picture follow it), with what the
+    controls need: their person and the people they were rejected from."""
+    return list(asset.faces.select_related("subject").prefetch_related("rejections"))
+
+
+def faces_of_person(subject: Subject) -> QuerySet:
+    """A person's faces, examples and clearest first, each with its photo."""
+    return subject.faces.shown().select_related("asset").order_by("-is_example", "-decided_by", "-quality", "-id")

@@ -2,7 +2,8 @@
 
     detecting    decode the photo (or sample the video) and find faces
     enhancing    score and correct each face, align it to a 150×150 chip
-    recognizing  embed the chips, match them against enrolled people (pgvector), tag the image
+    recognizing  embed the chips, match them against the owner's people (pgvector), cluster the
+                 unknown ones, tag the image
     completed    everything written in one transaction
 
 Photos go through the stages one after the other. Videos are decoded in batches of frames so
@@ -10,7 +11,9 @@ memory stays bounded: detection and alignment of every batch happen in ``detecti
 chips are kept, the frames are not), quality and embeddings follow.
 
 Re-running is idempotent: results replace the asset's previous faces and tags in one
-transaction, and a run that finds a newer attempt in charge of the job writes nothing.
+transaction, carrying over every human decision (``face_results``), and a run that finds a
+newer attempt in charge of the job writes nothing. The asset's new unknown faces are then
+clustered (``people.clustering``).
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from django.db import transaction
 
 from media import services as media_services
 from media.models import Asset
-from recognition import inference, search
-from recognition.models import SAME_FACE_IOU, Face, ImageEmbedding, ImageTag, Job, Stage, box_iou
+from recognition import face_results, inference
+from recognition.models import ImageEmbedding, ImageTag, Job, Stage
+from recognition.people import clustering
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +65,8 @@ def run(job: Job) -> None:
         found, tag_image = _analyze_photo(job, engine)
 
     job.advance(Stage.RECOGNIZING)
-    groups = [face.frame_index or 0 for face in found]
-    embeddings = np.stack([face.embedding for face in found]) if found else np.zeros((0, 128), np.float32)
-    matches, _ = search.identify(asset.owner_id, embeddings, groups=groups)
     tags, image_embedding = inference.image_tagger().tag_and_embed([tag_image], top_k=TAGS_PER_IMAGE)
-    _save_results(job, attempt, found, matches, tags[0], image_embedding[0], engine.model_version)
+    _save_results(job, attempt, found, tags[0], image_embedding[0], engine.model_version)
 
 
 def _analyze_photo(job: Job, engine) -> tuple[list[FoundFace], np.ndarray]:
@@ -114,45 +115,14 @@ def _analyze_video(job: Job, engine) -> tuple[list[FoundFace], np.ndarray]:
     return found, tag_image
 
 
-def _save_results(job, attempt, found, matches, tags, image_embedding, model_version) -> None:
+def _save_results(job, attempt, found, tags, image_embedding, model_version) -> None:
     asset = job.asset
     with transaction.atomic():
         current = Job.objects.select_for_update().get(pk=job.pk)
         if current.attempts != attempt or current.is_finished:
             raise StaleRun(f"job {job.pk}: attempt {attempt} superseded (now {current.attempts}, {current.stage})")
-        Face.objects.filter(asset=asset, is_example=False).delete()
-        examples = list(Face.objects.filter(asset=asset, is_example=True))
-        new_faces = []
-        for face, match in zip(found, matches):
-            example = next(
-                (e for e in examples if e.frame_index == face.frame_index and box_iou(e.box, face.box) >= SAME_FACE_IOU),
-                None,
-            )
-            if example is not None:
-                # The enrolled face itself: refresh it rather than add a twin.
-                example.embedding = face.embedding
-                example.model_version = model_version
-                example.job = job
-                example.save(update_fields=["embedding", "model_version", "job"])
-                continue
-            new_faces.append(
-                Face(
-                    asset=asset,
-                    owner_id=asset.owner_id,
-                    job=job,
-                    frame_index=face.frame_index,
-                    timestamp=face.timestamp,
-                    box=[round(float(v), 2) for v in face.box],
-                    landmarks=np.round(face.landmarks.astype(float), 2).tolist(),
-                    score=float(face.score),
-                    quality=float(face.quality),
-                    embedding=face.embedding,
-                    model_version=model_version,
-                    subject_id=match.subject_id if match else None,
-                    match_distance=match.distance if match else None,
-                )
-            )
-        Face.objects.bulk_create(new_faces)
+        unknown = face_results.store_faces(job, found, model_version)
+        clustering.cluster_new_faces(asset.owner_id, [face.pk for face in unknown])
         ImageTag.objects.filter(asset=asset).delete()
         ImageTag.objects.bulk_create(
             ImageTag(asset=asset, label=label, probability=float(p), rank=rank) for rank, (label, p) in enumerate(tags)
@@ -162,7 +132,4 @@ def _save_results(job, attempt, found, matches, tags, image_embedding, model_ver
             defaults={"embedding": image_embedding, "model_version": inference.image_tagger().model_id},
         )
         job.advance(Stage.COMPLETED)
-    logger.info(
-        "asset processed",
-        extra={"job": job.pk, "asset": asset.pk, "faces": len(found), "recognised": sum(m is not None for m in matches)},
-    )
+    logger.info("asset processed", extra={"job": job.pk, "asset": asset.pk, "faces": len(found)})

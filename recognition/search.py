@@ -1,8 +1,11 @@
-"""pgvector queries: identify faces against enrolled examples, verify, similar faces and images.
+"""pgvector queries: identify faces against the faces that teach recognition, verify, similar
+faces, the neighbours clustering needs, and similar images.
 
-Identification asks PostgreSQL for the k nearest enrolled example faces of *each* query face in
-one round trip (a LATERAL join over the array of query vectors), then votes per subject in
-Python over those few rows. Distances are dlib's Euclidean distances (``<->``).
+Identification asks PostgreSQL for the k nearest example faces (enrolled, or named by a person)
+of *each* query face in one round trip (a LATERAL join over the array of query vectors), then
+votes per subject in Python over those few rows. Distances are dlib's Euclidean distances
+(``<->``). Every owner-filtered nearest-neighbour query runs with HNSW's iterative scan, so the
+owner's rows are found even when other owners' faces are nearer.
 """
 
 from __future__ import annotations
@@ -67,18 +70,24 @@ def nearest_subjects(owner_id: int, embeddings: np.ndarray, k: int = NEAREST_EXA
     return [sorted(found.values(), key=lambda c: (c.distance, -c.votes)) for found in per_face]
 
 
-def assign_unique(candidates: list[list[Candidate]], groups: Sequence[int], threshold: float) -> list[Candidate | None]:
+def assign_unique(candidates: list[list[Candidate]], groups: Sequence, threshold: float,
+                  excluded: Sequence[set[int]] | None = None,
+                  taken: set[tuple] | None = None) -> list[Candidate | None]:
     """Pick one subject per face, never the same subject twice within a group (one photo or
     one video frame): the closest pairs are settled first, so the better match keeps the
-    person and the other face falls back to its next candidate, or to unknown."""
+    person and the other face falls back to its next candidate, or to unknown.
+
+    ``excluded[i]``: subjects face i must not get (a person said "not this person");
+    ``taken``: (group, subject) pairs already decided (faces a person named in the picture).
+    """
     pairs = sorted(
         (candidate.distance, face, candidate)
         for face, face_candidates in enumerate(candidates)
         for candidate in face_candidates
-        if candidate.distance <= threshold
+        if candidate.distance <= threshold and not (excluded and candidate.subject_id in excluded[face])
     )
     chosen: list[Candidate | None] = [None] * len(candidates)
-    taken: set[tuple[int, int]] = set()
+    taken = set(taken or ())
     for _, face, candidate in pairs:
         key = (groups[face], candidate.subject_id)
         if chosen[face] is None and key not in taken:
@@ -87,30 +96,67 @@ def assign_unique(candidates: list[list[Candidate]], groups: Sequence[int], thre
     return chosen
 
 
-def identify(owner_id: int, embeddings: np.ndarray, groups: Sequence[int] | None = None,
-             threshold: float | None = None) -> tuple[list[Candidate | None], list[list[Candidate]]]:
-    """Who each face is (or None), and every face's candidates for display."""
+def identify(owner_id: int, embeddings: np.ndarray, groups: Sequence | None = None,
+             threshold: float | None = None, excluded: Sequence[set[int]] | None = None,
+             taken: set[tuple] | None = None) -> tuple[list[Candidate | None], list[list[Candidate]]]:
+    """Who each face is (or None), and every face's candidates for display (``assign_unique``
+    says what ``excluded`` and ``taken`` mean)."""
     threshold = default_threshold() if threshold is None else threshold
     groups = groups if groups is not None else [0] * len(embeddings)
     candidates = nearest_subjects(owner_id, embeddings)
-    return assign_unique(candidates, groups, threshold), candidates
+    return assign_unique(candidates, groups, threshold, excluded, taken), candidates
 
 
 def face_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(a, np.float32) - np.asarray(b, np.float32)))
 
 
-def similar_faces(owner_id: int, embedding: np.ndarray, limit: int = 50, max_distance: float | None = None):
-    """The owner's faces nearest to ``embedding`` ("find this face everywhere"), via the HNSW index."""
+def similar_faces(owner_id: int, embedding: np.ndarray, limit: int = 50, max_distance: float | None = None,
+                  exclude_id: int | None = None) -> list:
+    """The owner's faces nearest to ``embedding`` ("find this face everywhere"), via the HNSW
+    index with the iterative scan, so other owners' nearer faces never leave the list short.
+    Dismissed false positives are left out."""
     from pgvector.django import L2Distance
 
     from recognition.models import Face
 
     queryset = (
-        Face.objects.filter(owner_id=owner_id)
+        Face.objects.filter(owner_id=owner_id, dismissed=False)
         .annotate(distance=L2Distance("embedding", list(map(float, embedding))))
         .order_by("distance")
     )
+    if exclude_id is not None:
+        queryset = queryset.exclude(pk=exclude_id)
     if max_distance is not None:
         queryset = queryset.filter(distance__lte=max_distance)
-    return queryset[:limit]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_SEARCH_SETTINGS)
+        return list(queryset[:limit])
+
+
+def face_neighbours(owner_id: int, face_ids: Sequence[int], k: int, max_distance: float) -> dict[int, list]:
+    """For each of the owner's faces in ``face_ids``: its nearest other faces of the owner
+    within ``max_distance`` (at most ``k``), as ``[(face_id, distance), ...]`` nearest first.
+    Dismissed faces are neither asked about nor returned. One round trip per call."""
+    neighbours: dict[int, list] = {face_id: [] for face_id in face_ids}
+    if not face_ids:
+        return neighbours
+    sql = """
+        SELECT q.id, n.id, n.distance
+        FROM recognition_face q
+        CROSS JOIN LATERAL (
+            SELECT f.id, f.embedding <-> q.embedding AS distance
+            FROM recognition_face f
+            WHERE f.owner_id = %s AND NOT f.dismissed AND f.id <> q.id
+            ORDER BY f.embedding <-> q.embedding
+            LIMIT %s
+        ) n
+        WHERE q.id = ANY(%s) AND n.distance <= %s
+        ORDER BY q.id, n.distance, n.id
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_SEARCH_SETTINGS)
+        cursor.execute(sql, [owner_id, k, list(face_ids), max_distance])
+        for face_id, other_id, distance in cursor.fetchall():
+            neighbours[face_id].append((other_id, float(distance)))
+    return neighbours

@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from media.models import Asset
-from recognition.models import Face, ImageTag, Job, Subject, latest_job
+from recognition.models import Decider, Face, ImageTag, Job, Subject, latest_job
 
 MAX_CANDIDATES = 20
 MAX_THRESHOLD = 2.0  # dlib descriptors are unit-ish vectors: no two are further apart than this
@@ -104,45 +104,106 @@ class UploadResponseSerializer(serializers.Serializer):
 class SubjectRefSerializer(serializers.ModelSerializer):
     class Meta:
         model = Subject
-        fields = ("id", "name")
+        fields = ("id", "name", "is_named")
         read_only_fields = fields
 
 
 class SubjectSerializer(serializers.ModelSerializer):
+    """A person: named, or a cluster of unknown faces (``is_named`` false, ``name`` empty)."""
+
     face_count = serializers.IntegerField(read_only=True, default=0)
-    example_count = serializers.IntegerField(read_only=True, default=0)
+    example_count = serializers.IntegerField(
+        read_only=True, default=0, help_text="Faces used for matching: enrolled examples and clear named faces.")
+    cover_face = serializers.IntegerField(source="cover_face_id", read_only=True, allow_null=True, default=None,
+                                          help_text="The face that shows this person best.")
+    cover_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Subject
-        fields = ("id", "name", "notes", "created_at", "face_count", "example_count")
-        read_only_fields = ("id", "created_at", "face_count", "example_count")
+        fields = ("id", "name", "is_named", "display_name", "notes", "hidden", "created_at", "face_count",
+                  "example_count", "cover_face", "cover_url")
+        read_only_fields = fields
 
-    def validate_name(self, value):
-        name = value.strip()
-        if not name:
-            raise serializers.ValidationError("A name is required.")
-        owner = self.instance.owner if self.instance else self.context["request"].user
-        taken = Subject.objects.filter(owner=owner, name__iexact=name)
-        if self.instance is not None:
-            taken = taken.exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise serializers.ValidationError(f'You already have a subject named "{name}" (names ignore case).')
-        return name
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_cover_url(self, subject) -> str | None:
+        cover = getattr(subject, "cover_face_id", None)
+        return absolute(self.context.get("request"), reverse("face-crop", args=[cover])) if cover else None
+
+
+class SubjectCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, help_text="Unique among your people, ignoring case.")
+    notes = serializers.CharField(required=False, allow_blank=True, default="")
+    face = serializers.IntegerField(required=False, help_text="One of your faces, named as this new person at once.")
+
+
+class SubjectUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(
+        max_length=200, required=False,
+        help_text="A new name. Naming a person without one (a cluster) confirms its faces as that person.")
+    notes = serializers.CharField(required=False, allow_blank=True)
+    hidden = serializers.BooleanField(required=False, help_text="Hide from (or show again in) the people gallery.")
+
+
+class MergeSerializer(serializers.Serializer):
+    subjects = serializers.ListField(
+        child=serializers.IntegerField(), min_length=1, max_length=100,
+        help_text="Your people to merge into this one (their faces, examples and feedback move).")
+
+
+class EraseSerializer(serializers.Serializer):
+    confirm = serializers.BooleanField(help_text="Must be true: erasure cannot be undone.")
+
+    def validate_confirm(self, value):
+        if not value:
+            raise serializers.ValidationError("Send confirm: true to erase; it cannot be undone.")
+        return value
+
+
+class ErasureSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    faces = serializers.IntegerField(help_text="Faces, each with its embedding.")
+    examples = serializers.IntegerField(help_text="Of those, used for matching.")
+    photos = serializers.IntegerField(help_text="Photos and videos they were found in (the files stay).")
+    description = serializers.CharField(source="describe")
+
+
+class MergeResultSerializer(serializers.Serializer):
+    subject = SubjectSerializer(source="target")
+    merged = serializers.ListField(child=serializers.CharField())
+    faces_moved = serializers.IntegerField()
+    faces_left_unknown = serializers.IntegerField(help_text='Faces that had said "not this person" to the target.')
 
 
 class FaceSerializer(serializers.ModelSerializer):
     subject = SubjectRefSerializer(read_only=True, allow_null=True)
     crop_url = serializers.SerializerMethodField()
+    used_for_matching = serializers.BooleanField(source="is_example", read_only=True)
+    matching_note = serializers.SerializerMethodField()
+    rejected_subjects = serializers.SerializerMethodField()
 
     class Meta:
         model = Face
         fields = ("id", "asset", "job", "frame_index", "timestamp", "box", "landmarks", "score", "quality",
-                  "model_version", "subject", "match_distance", "is_example", "created_at", "crop_url")
+                  "model_version", "subject", "match_distance", "is_example", "used_for_matching", "matching_note",
+                  "decided_by", "decided_at", "dismissed", "rejected_subjects", "created_at", "crop_url")
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_crop_url(self, face) -> str:
         return absolute(self.context.get("request"), reverse("face-crop", args=[face.pk]))
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_matching_note(self, face) -> str | None:
+        """Why a face a person named does not teach recognition."""
+        if face.decided_by == Decider.HUMAN and face.subject_id and not face.is_example:
+            return (f"Named, but not used for matching: its quality {face.quality:.2f} is under "
+                    f"{settings.SIGHTLINE_ENROL_MIN_QUALITY:.2f} (too small, blurred or turned away).")
+        return None
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_rejected_subjects(self, face) -> list[int]:
+        """People a person said this face is not."""
+        return sorted(r.subject_id for r in face.rejections.all())
 
 
 class SimilarFaceSerializer(FaceSerializer):
@@ -153,8 +214,12 @@ class SimilarFaceSerializer(FaceSerializer):
         read_only_fields = fields
 
 
+class FaceRejectSerializer(serializers.Serializer):
+    subject = serializers.IntegerField(required=False, help_text="The person it is not (default: its current one).")
+
+
 class FaceSubjectSerializer(serializers.Serializer):
-    """PATCH a face: who it is (a subject of the face's owner), or null for unknown."""
+    """PATCH a face: who it is (one of the face owner's people), or null for "unknown"."""
 
     subject = serializers.PrimaryKeyRelatedField(
         queryset=Subject.objects.none(), allow_null=True,

@@ -251,3 +251,8 @@ def run_realtime(func, *args, timeout: float | None = None):
         logger.error("realtime job failed", extra={"rq_job": rq_job.id, "error": result.exc_string})
         raise RealtimeFailed("The recognition worker failed on this request.")
     return result.return_value
+
+
+def analyze_on_realtime_worker(asset) -> dict:
+    """A stored photo's faces, found by the realtime worker while the caller waits (enrolment)."""
+    return run_realtime(jobs.analyze_stored_photo, asset.pk)

@@ -2,15 +2,24 @@
 
 from django.urls import path
 
-from recognition import views
+from recognition.views import assets, dashboard, faces, people
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
-    path("counts/", views.dashboard_counts, name="dashboard-counts"),
-    path("upload/", views.upload, name="upload"),
-    path("assets/<int:asset_id>/", views.asset_detail, name="asset"),
-    path("assets/<int:asset_id>/rerun/", views.asset_rerun, name="asset-rerun"),
-    path("faces/<int:face_id>/assign/", views.face_assign, name="face-assign"),
-    path("people/", views.people, name="people"),
-    path("people/<int:subject_id>/", views.person_detail, name="person"),
+    path("", dashboard.dashboard, name="dashboard"),
+    path("counts/", dashboard.dashboard_counts, name="dashboard-counts"),
+    path("upload/", dashboard.upload, name="upload"),
+    path("assets/<int:asset_id>/", assets.asset_detail, name="asset"),
+    path("assets/<int:asset_id>/rerun/", assets.asset_rerun, name="asset-rerun"),
+    path("faces/<int:face_id>/assign/", faces.face_assign, name="face-assign"),
+    path("faces/<int:face_id>/reject/", faces.face_reject, name="face-reject"),
+    path("faces/<int:face_id>/dismiss/", faces.face_dismiss, name="face-dismiss"),
+    path("faces/<int:face_id>/restore/", faces.face_restore, name="face-restore"),
+    path("people/", people.people, name="people"),
+    path("people/<int:subject_id>/", people.person_detail, name="person"),
+    path("people/<int:subject_id>/rename/", people.person_rename, name="person-rename"),
+    path("people/<int:subject_id>/hide/", people.person_hide, name="person-hide"),
+    path("people/<int:subject_id>/merge/", people.person_merge, name="person-merge"),
+    path("people/<int:subject_id>/delete/", people.person_delete, name="person-delete"),
+    path("people/<int:subject_id>/erase/", people.person_erase, name="person-erase"),
+    path("people/<int:subject_id>/photos/", people.person_photos, name="person-photos"),
 ]

@@ -29,3 +29,28 @@ def confidence(distance) -> str:
 @register.simple_tag
 def match_threshold() -> str:
     return f"{settings.SIGHTLINE_MATCH_THRESHOLD:.2f}"
+
+
+@register.filter
+def decision(face) -> str:
+    """Who decided what this face is, in words."""
+    if face.dismissed:
+        return "dismissed by you as not a face"
+    if face.decided_by == "human":
+        if face.subject_id is None:
+            return "marked unknown by you"
+        return "named by you" if face.subject.is_named else "put here by you"
+    if face.subject_id is None:
+        return "not recognised"
+    if not face.subject.is_named:
+        return "grouped automatically with similar faces"
+    return "recognised automatically"
+
+
+@register.filter
+def person_label(subject) -> str:
+    """A person as lists show them: the name, or "Unnamed person (n faces)"."""
+    if subject.is_named:
+        return subject.name
+    count = getattr(subject, "face_count", None)
+    return f"Unnamed person {subject.pk}" + (f" ({count} face{'s' * (count != 1)})" if count is not None else "")

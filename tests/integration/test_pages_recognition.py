@@ -358,7 +358,7 @@ def test_people_page_lists_own_people_with_counts(user, other_user, django_asser
     html = response.content.decode()
     assert response.status_code == 200
     assert "Frank" in html and "Gina" in html and "Hidden Harry" not in html
-    rows = {subject.name: (subject.example_count, subject.face_count) for subject in response.context["subjects"]}
+    rows = {subject.name: (subject.example_count, subject.face_count) for subject in response.context["people"]}
     assert rows == {"Frank": (1, 2), "Gina": (0, 0)}
 
 

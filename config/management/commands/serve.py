@@ -84,6 +84,8 @@ class Command(BaseCommand):
             commands["worker"] = [python, manage, "rqworker", "inference", "default", "--with-scheduler", *worker_class]
             # Requests a user waits on get a worker of their own, never stuck behind a long video.
             commands["realtime"] = [python, manage, "rqworker", "realtime", *worker_class]
+            # Enqueues the scheduled jobs (the nightly recluster) for the workers above.
+            commands["cron"] = [python, manage, "rqcron", "recognition.cron"]
         return commands
 
     def _spawn(self, command: list[str]) -> subprocess.Popen:

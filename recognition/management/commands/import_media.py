@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from media.validation import RejectedUpload
 from recognition import services
 from recognition.management.commands._owner import find_owner
+from recognition.management.commands._progress import show_progress
 
 
 class Command(BaseCommand):
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         )
         queued, duplicates, rejected = 0, 0, []
         for number, path in enumerate(paths, start=1):
-            self._progress(number, len(paths), path.name)
+            show_progress(self.stderr, number, len(paths), path.name)
             try:
                 with path.open("rb") as handle:
                     outcome = services.upload(user, File(handle, name=path.name), path.name)
@@ -54,10 +55,3 @@ class Command(BaseCommand):
         if rejected:
             reasons = Counter(exc.code for _, exc in rejected)
             self.stdout.write("  by reason: " + ", ".join(f"{code} {count}" for code, count in reasons.most_common()))
-
-    def _progress(self, number: int, total: int, name: str) -> None:
-        # An in-place counter on stderr: the summary on stdout stays clean for scripts.
-        width = 30
-        done = width * number // total
-        self.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {number}/{total} {name[:40]:<40}", ending="")
-        self.stderr.flush()

@@ -63,7 +63,7 @@ def test_face_filters(auth_client, user):
     assert ids(unknown="true") == {unknown.pk}
     assert ids(is_example="true") == {example.pk}
     detail = auth_client.get(f"/api/v1/faces/{matched.pk}/").json()
-    assert detail["subject"] == {"id": ada.pk, "name": "Ada"}
+    assert detail["subject"] == {"id": ada.pk, "name": "Ada", "is_named": True}
     assert detail["crop_url"].endswith(f"/api/v1/faces/{matched.pk}/crop/")
 
 
@@ -79,12 +79,15 @@ def test_patch_names_who_a_face_is_or_makes_it_unknown(auth_client, user, other_
     cleared = auth_client.patch(f"/api/v1/faces/{example.pk}/", {"subject": None}, format="json")
 
     assert named.status_code == 200
-    assert named.json()["subject"] == {"id": ada.pk, "name": "Ada"}
+    assert named.json()["subject"] == {"id": ada.pk, "name": "Ada", "is_named": True}
+    assert (named.json()["decided_by"], named.json()["used_for_matching"]) == ("human", True)
     assert refused.status_code == 400
     assert refused.json()["message"] == f"subject: You have no subject with id {foreign.pk}."
     assert Face.objects.get(pk=face.pk).subject_id == ada.pk
     assert cleared.status_code == 200
-    assert (cleared.json()["subject"], cleared.json()["is_example"]) == (None, False)
+    assert (cleared.json()["subject"], cleared.json()["is_example"], cleared.json()["decided_by"]) == (
+        None, False, "human")
+    assert cleared.json()["rejected_subjects"] == [ada.pk]  # "unknown" also says: not Ada
 
 
 def test_crop_is_a_jpeg_of_the_face_box_with_a_margin(auth_client, user, faces_dir):

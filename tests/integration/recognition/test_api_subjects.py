@@ -25,9 +25,10 @@ def test_subject_crud_with_names_unique_per_user_ignoring_case(auth_client, user
 
     assert created.status_code == 201
     assert (created.json()["name"], created.json()["face_count"]) == ("Ada Lovelace", 0)
-    assert duplicate.status_code == 400
-    assert duplicate.json()["message"] == 'name: You already have a subject named "ada lovelace" (names ignore case).'
-    assert rename_clash.status_code == 400
+    assert (duplicate.status_code, duplicate.json()["code"]) == (409, "name_taken")
+    assert duplicate.json()["existing"] == {"id": created.json()["id"], "name": "Ada Lovelace"}
+    assert duplicate.json()["message"].startswith("You already have a person called Ada Lovelace.")
+    assert (rename_clash.status_code, rename_clash.json()["code"]) == (409, "name_taken")
     assert renamed.json()["name"] == "Grace Hopper"
     assert [s["name"] for s in listed["results"]] == ["Ada Lovelace", "Grace Hopper"]
 

@@ -1,0 +1,311 @@
+"""What a person decides about faces and people. Each function is one decision, done in one
+transaction, recorded on the faces it touches (``decided_by="human"``, ``decided_at``).
+
+- ``name_face``: "this is X". The face becomes a confirmed face of X; clear enough (quality at
+  least ``SIGHTLINE_ENROL_MIN_QUALITY``), it is also used for matching from then on.
+- ``mark_unknown``: "I don't know who this is": no person, and nothing automatic gives it one.
+- ``reject_face``: "not this person": stored as negative feedback; the face falls to its next
+  candidate, or to clustering, or to unknown, never to that person again.
+- ``dismiss_face`` / ``restore_face``: "not a face" (a false positive) and its undo.
+- ``create_person``, ``rename_person`` (naming a cluster confirms its faces), ``merge_people``,
+  ``set_hidden``, ``delete_person`` (faces become unknown), ``erase_person`` (every face,
+  embedding and example of the person go, and re-runs do not bring them back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from config.refusals import Refusal
+from recognition import search
+from recognition.models import Decider, ErasedFace, Face, FaceRejection, Subject
+
+
+class NameTaken(Refusal):
+    """Another of the owner's people already has the name; the body says who, so a client
+    can offer to merge instead."""
+
+    code = "name_taken"
+    status = 409
+
+    def __init__(self, existing: Subject):
+        super().__init__(
+            f"You already have a person called {existing.name}. Merge the two instead, if they are the same person.",
+            existing={"id": existing.pk, "name": existing.name},
+        )
+        self.existing = existing
+
+
+def min_quality() -> float:
+    return settings.SIGHTLINE_ENROL_MIN_QUALITY
+
+
+def teaches(face: Face) -> bool:
+    """Whether a face a person named is clear enough to be used for matching."""
+    return face.quality >= min_quality()
+
+
+def _check_same_owner(face: Face, subject: Subject | None) -> None:
+    if subject is not None and subject.owner_id != face.owner_id:
+        raise Refusal("This person belongs to someone else.", "foreign_subject")
+
+
+def _confirm(face: Face, subject: Subject, now) -> None:
+    """``face`` is ``subject``, on a person's word (fields only; the caller saves)."""
+    face.subject = subject
+    face.decided_by = Decider.HUMAN
+    face.decided_at = now
+    face.dismissed = False
+    face.match_distance = None
+    face.is_example = teaches(face)
+
+
+CONFIRM_FIELDS = ["subject", "decided_by", "decided_at", "dismissed", "match_distance", "is_example"]
+
+
+def name_face(face: Face, subject: Subject) -> Face:
+    """"This is ``subject``." A "not this person" for that person is withdrawn."""
+    _check_same_owner(face, subject)
+    with transaction.atomic():
+        _confirm(face, subject, timezone.now())
+        face.save(update_fields=CONFIRM_FIELDS)
+        FaceRejection.objects.filter(face=face, subject=subject).delete()
+    return face
+
+
+def mark_unknown(face: Face) -> Face:
+    """"I don't know who this is." Its person, if any, gets a "not this person" too."""
+    with transaction.atomic():
+        if face.subject_id is not None:
+            FaceRejection.objects.get_or_create(face=face, subject_id=face.subject_id)
+        face.subject = None
+        face.decided_by = Decider.HUMAN
+        face.decided_at = timezone.now()
+        face.match_distance = None
+        face.is_example = False
+        face.save(update_fields=["subject", "decided_by", "decided_at", "match_distance", "is_example"])
+    return face
+
+
+def reject_face(face: Face, subject: Subject | None = None) -> Face:
+    """"Not this person" (default: the face's current person). The face is matched again
+    without that person, then clustered, else left unknown."""
+    subject = subject or face.subject
+    if subject is None:
+        raise Refusal("This face is nobody's yet: there is no person to take it away from.", "no_subject")
+    _check_same_owner(face, subject)
+    with transaction.atomic():
+        FaceRejection.objects.get_or_create(face=face, subject=subject)
+        if face.subject_id == subject.pk:
+            _release(face)
+            reassign(face)
+    return face
+
+
+def dismiss_face(face: Face) -> Face:
+    """"Not a face": hidden, and never matched or clustered again, re-runs included."""
+    with transaction.atomic():
+        face.subject = None
+        face.dismissed = True
+        face.is_example = False
+        face.match_distance = None
+        face.decided_by = Decider.HUMAN
+        face.decided_at = timezone.now()
+        face.save(update_fields=["subject", "dismissed", "is_example", "match_distance", "decided_by", "decided_at"])
+    return face
+
+
+def restore_face(face: Face) -> Face:
+    """Undo "not a face": the face is matched and clustered like a new one."""
+    with transaction.atomic():
+        face.dismissed = False
+        _release(face)
+        reassign(face)
+    return face
+
+
+def _release(face: Face) -> None:
+    """Back to an automatic unknown face (saved)."""
+    face.subject = None
+    face.is_example = False
+    face.match_distance = None
+    face.decided_by = Decider.AUTO
+    face.decided_at = None
+    face.save(update_fields=["subject", "is_example", "match_distance", "decided_by", "decided_at", "dismissed"])
+
+
+def reassign(face: Face) -> None:
+    """Match one automatic unknown face against the owner's people, leaving out those it was
+    rejected from and those already in its picture; failing that, try clustering."""
+    from recognition.people import clustering
+
+    excluded = set(face.rejections.values_list("subject_id", flat=True))
+    in_picture = Face.objects.filter(asset_id=face.asset_id, frame_index=face.frame_index, dismissed=False,
+                                     subject__isnull=False).exclude(pk=face.pk)
+    taken = {(0, subject_id) for subject_id in in_picture.values_list("subject_id", flat=True)}
+    matches, _ = search.identify(face.owner_id, face.embedding.reshape(1, -1), excluded=[excluded], taken=taken)
+    if matches[0] is not None:
+        face.subject_id = matches[0].subject_id
+        face.match_distance = matches[0].distance
+        face.save(update_fields=["subject", "match_distance"])
+        return
+    clustering.cluster_new_faces(face.owner_id, [face.pk])
+
+
+# --- people ---------------------------------------------------------------------------------
+
+
+def _named_elsewhere(owner_id: int, name: str, exclude_pk: int | None = None) -> Subject | None:
+    others = Subject.objects.filter(owner_id=owner_id, name__iexact=name)
+    if exclude_pk is not None:
+        others = others.exclude(pk=exclude_pk)
+    return others.first()
+
+
+def clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise Refusal("A person needs a name.", "name_required")
+    return name
+
+
+def create_person(owner, name: str, face: Face | None = None, notes: str = "") -> Subject:
+    """A new named person; with ``face``, that face is named as them at once ("New person…")."""
+    name = clean_name(name)
+    if (existing := _named_elsewhere(owner.pk, name)) is not None:
+        raise NameTaken(existing)
+    if face is not None and face.owner_id != owner.pk:
+        raise Refusal("This face belongs to someone else's photo.", "foreign_face")
+    try:
+        with transaction.atomic():
+            subject = Subject.objects.create(owner=owner, name=name, notes=notes)
+            if face is not None:
+                name_face(face, subject)
+    except IntegrityError:  # the same name, created a moment ago by another request
+        raise NameTaken(_named_elsewhere(owner.pk, name)) from None
+    return subject
+
+
+def rename_person(subject: Subject, name: str) -> Subject:
+    """Give a person a (new) name. Naming a person without one (a cluster) is a person saying
+    "these faces are X": its faces become confirmed, and the clear ones teach recognition."""
+    name = clean_name(name)
+    if (existing := _named_elsewhere(subject.owner_id, name, exclude_pk=subject.pk)) is not None:
+        raise NameTaken(existing)
+    try:
+        with transaction.atomic():
+            was_named = subject.is_named
+            subject.name = name
+            subject.save(update_fields=["name"])
+            if not was_named:
+                _confirm_all(subject.faces.filter(decided_by=Decider.AUTO, dismissed=False), subject)
+    except IntegrityError:
+        raise NameTaken(_named_elsewhere(subject.owner_id, name, exclude_pk=subject.pk)) from None
+    return subject
+
+
+def _confirm_all(faces, subject: Subject) -> int:
+    now = timezone.now()
+    common = {"subject": subject, "decided_by": Decider.HUMAN, "decided_at": now, "match_distance": None}
+    clear = faces.filter(quality__gte=min_quality()).update(**common, is_example=True)
+    unclear = faces.filter(quality__lt=min_quality()).update(**common, is_example=False)
+    return clear + unclear
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    target: Subject
+    merged: list[str]  # names of the people merged in
+    faces_moved: int
+    faces_left_unknown: int  # faces that had said "not <target>"
+
+
+def merge_people(target: Subject, sources: list[Subject]) -> MergeResult:
+    """Merge ``sources`` into ``target``: their faces, examples and "not this person" feedback
+    move; the sources are deleted. ``target`` keeps its name, or takes the first source's when
+    it has none. A face that had said "not <target>" stays out (unknown)."""
+    sources = [s for s in sources if s.pk != target.pk]
+    if not sources:
+        raise Refusal("Choose at least one other person to merge.", "nothing_to_merge")
+    if any(s.owner_id != target.owner_id for s in sources):
+        raise Refusal("You can only merge your own people.", "foreign_subject")
+    moved = left_out = 0
+    merged_names = [s.display_name for s in sources]
+    with transaction.atomic():
+        target = Subject.objects.select_for_update().get(pk=target.pk)
+        inherit_name = "" if target.is_named else next((s.name for s in sources if s.is_named), "")
+        ids = [s.pk for s in sources]
+        refusing = Face.objects.filter(subject_id__in=ids, rejections__subject=target)
+        left_out = refusing.update(subject=None, is_example=False, match_distance=None,
+                                   decided_by=Decider.AUTO, decided_at=None)
+        faces = Face.objects.filter(subject_id__in=ids)
+        # A person saying "B is A" confirms the faces of an unnamed B, as naming it would.
+        unnamed_ids = [s.pk for s in sources if not s.is_named]
+        moved = _confirm_all(faces.filter(subject_id__in=unnamed_ids, decided_by=Decider.AUTO), target)
+        moved += faces.update(subject=target)
+        FaceRejection.objects.filter(subject_id__in=ids, face__rejections__subject=target).delete()
+        FaceRejection.objects.filter(subject_id__in=ids).update(subject=target)
+        Subject.objects.filter(pk__in=ids).delete()
+        if inherit_name:
+            target.name = inherit_name
+            target.save(update_fields=["name"])
+    return MergeResult(target, merged_names, moved, left_out)
+
+
+def set_hidden(subject: Subject, hidden: bool) -> Subject:
+    subject.hidden = hidden
+    subject.save(update_fields=["hidden"])
+    return subject
+
+
+def delete_person(subject: Subject) -> int:
+    """Delete the person; their faces stay, as unknown (and may be clustered again). Returns
+    how many faces became unknown."""
+    with transaction.atomic():
+        released = subject.faces.update(subject=None, is_example=False, match_distance=None,
+                                        decided_by=Decider.AUTO, decided_at=None)
+        subject.delete()
+    return released
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What erasing a person removes (or removed)."""
+
+    name: str
+    faces: int
+    examples: int
+    photos: int  # photos and videos they appeared in (the files themselves stay)
+
+    def describe(self) -> str:
+        return (f"{self.faces} face{'s' * (self.faces != 1)} (with their embeddings) in {self.photos} "
+                f"photo{'s' * (self.photos != 1)} or video{'s' * (self.photos != 1)}, "
+                f"{self.examples} of them used for matching")
+
+
+def erasure_preview(subject: Subject) -> Erasure:
+    counts = subject.faces.aggregate(
+        faces=Count("id"), examples=Count("id", filter=Q(is_example=True)), photos=Count("asset", distinct=True),
+    )
+    return Erasure(subject.display_name, **counts)
+
+
+def erase_person(subject: Subject) -> Erasure:
+    """Biometric erasure: every face, embedding, crop and example of the person is deleted,
+    and the places they were found are remembered (boxes only) so that re-running those
+    photos does not find and store them again. The photos themselves stay."""
+    with transaction.atomic():
+        subject = Subject.objects.select_for_update().get(pk=subject.pk)
+        erased = erasure_preview(subject)
+        ErasedFace.objects.bulk_create(
+            ErasedFace(asset_id=asset_id, frame_index=frame_index, box=box)
+            for asset_id, frame_index, box in subject.faces.values_list("asset_id", "frame_index", "box")
+        )
+        subject.faces.all().delete()  # rejections go with them
+        subject.delete()
+    return erased
