@@ -162,7 +162,6 @@ class _Group:
 
     members: list[int]
     pictures: set[tuple[int, int]]
-    rejected: set[int]
     person: int | None = None
     size: int = field(default=1)
 
@@ -210,15 +209,15 @@ def _all_neighbours(owner_id, face_ids, progress) -> dict[int, list]:
 
 def _dbscan(nodes, fixed, near, rejected) -> list[_Group]:
     """DBSCAN over the neighbour graph, with cannot-links: core faces join through their
-    closest edges first, unless that would put two faces of one picture, two fixed people,
-    or a face and a person it was rejected from together; then border faces join the group
-    of their nearest core neighbour that may take them."""
+    closest edges first, unless that would put two faces of one picture or two fixed people
+    together; then border faces join the group of their nearest core neighbour that may take
+    them (not a person they were rejected from)."""
     keys = {pk: _frame_key(f.asset_id, f.frame_index) for pk, f in nodes.items()}
     edges = {pk: [(o, d) for o, d in near.get(pk, []) if o in nodes and keys[o] != keys[pk]] for pk in nodes}
     core = {pk for pk, f in nodes.items()
             if pk in fixed or (f.quality >= min_quality() and len(edges[pk]) + 1 >= min_faces())}
     parent = {pk: pk for pk in nodes}
-    groups = {pk: _Group([pk], {keys[pk]}, set(rejected.get(pk, ())), fixed.get(pk)) for pk in core}
+    groups = {pk: _Group([pk], {keys[pk]}, fixed.get(pk)) for pk in core}
 
     def root(pk):
         while parent[pk] != pk:
@@ -227,12 +226,11 @@ def _dbscan(nodes, fixed, near, rejected) -> list[_Group]:
         return pk
 
     def compatible(a: _Group, b: _Group) -> bool:
+        # A face that said "not this person" does not stop its neighbours joining that person;
+        # it is left out of them afterwards (``_name_groups``).
         if a.pictures & b.pictures:
             return False
-        if a.person is not None and b.person is not None and a.person != b.person:
-            return False
-        return not ((a.person is not None and a.person in b.rejected) or
-                    (b.person is not None and b.person in a.rejected))
+        return a.person is None or b.person is None or a.person == b.person
 
     core_edges = sorted(
         (d, min(a, b), max(a, b)) for a in core for b, d in edges[a] if b in core
@@ -246,7 +244,6 @@ def _dbscan(nodes, fixed, near, rejected) -> list[_Group]:
         g, s = groups[big], groups.pop(small)
         g.members += s.members
         g.pictures |= s.pictures
-        g.rejected |= s.rejected
         g.person = g.person if g.person is not None else s.person
         g.size += s.size
 
@@ -259,7 +256,6 @@ def _dbscan(nodes, fixed, near, rejected) -> list[_Group]:
                 continue
             g.members.append(pk)
             g.pictures.add(keys[pk])
-            g.rejected |= rejected.get(pk, set())
             g.size += 1
             break
     return [g for g in groups.values() if g.person is not None or g.size >= min_faces()]
@@ -275,7 +271,7 @@ def _name_groups(owner_id, nodes, groups, rejected, result) -> dict[int, int | N
     for g in groups:
         if g.person is not None:
             for pk in g.members:
-                assignment[pk] = g.person
+                assignment[pk] = g.person if g.person not in rejected.get(pk, ()) else None
             continue
         overlap: dict[int, int] = defaultdict(int)
         for pk in g.members:
@@ -286,7 +282,7 @@ def _name_groups(owner_id, nodes, groups, rejected, result) -> dict[int, int | N
     claims = sorted(((n, s, i) for i, (g, overlap) in enumerate(free) for s, n in overlap.items()), reverse=True)
     chosen: dict[int, int] = {}
     for _, subject_id, i in claims:
-        if i not in chosen and subject_id not in used and not (free[i][0].rejected & {subject_id}):
+        if i not in chosen and subject_id not in used:
             chosen[i] = subject_id
             used.add(subject_id)
     for i, (g, _) in enumerate(free):

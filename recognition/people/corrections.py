@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
@@ -148,7 +149,8 @@ def reassign(face: Face) -> None:
     in_picture = Face.objects.filter(asset_id=face.asset_id, frame_index=face.frame_index, dismissed=False,
                                      subject__isnull=False).exclude(pk=face.pk)
     taken = {(0, subject_id) for subject_id in in_picture.values_list("subject_id", flat=True)}
-    matches, _ = search.identify(face.owner_id, face.embedding.reshape(1, -1), excluded=[excluded], taken=taken)
+    embedding = np.asarray(face.embedding, dtype=np.float32).reshape(1, -1)
+    matches, _ = search.identify(face.owner_id, embedding, excluded=[excluded], taken=taken)
     if matches[0] is not None:
         face.subject_id = matches[0].subject_id
         face.match_distance = matches[0].distance

@@ -40,9 +40,10 @@ def unit_vector(seed: int) -> np.ndarray:
     return vector / np.linalg.norm(vector) * 0.5
 
 
-def make_face(asset, *, embedding=None, subject=None, is_example=False, box=(10, 8, 40, 44), **fields) -> Face:
+def make_face(asset, *, embedding=None, subject=None, is_example=False, box=(10, 8, 40, 44), quality=0.8,
+              **fields) -> Face:
     return Face.objects.create(
-        asset=asset, owner_id=asset.owner_id, box=list(box), landmarks=[[20, 20]] * 5, score=0.99, quality=0.8,
+        asset=asset, owner_id=asset.owner_id, box=list(box), landmarks=[[20, 20]] * 5, score=0.99, quality=quality,
         embedding=unit_vector(0) if embedding is None else embedding, model_version="test", subject=subject,
         is_example=is_example, **fields,
     )
