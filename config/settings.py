@@ -74,7 +74,10 @@ def env_int(name: str, default: int) -> int:
 # Production defaults: debug pages list the URL conf and settings, so they are opt-in.
 DEBUG = env_bool("SIGHTLINE_DEBUG", False)
 DATA_DIR = embedded.data_dir()
-USES_EMBEDDED_SERVERS = not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
+DATABASE_URL = os.environ.get("DATABASE_URL") or embedded.database_url(DATA_DIR)
+REDIS_URL = os.environ.get("REDIS_URL") or embedded.redis_url(DATA_DIR)
+# The embedded servers (``manage.py serve`` and the scripts export their URLs): one machine.
+USES_EMBEDDED_SERVERS = DATABASE_URL == embedded.database_url(DATA_DIR) and REDIS_URL == embedded.redis_url(DATA_DIR)
 
 
 def _secret_key() -> str:
@@ -153,9 +156,6 @@ TEMPLATES = [
 ]
 
 # --- Servers -----------------------------------------------------------------------------
-
-DATABASE_URL = os.environ.get("DATABASE_URL") or embedded.database_url(DATA_DIR)
-REDIS_URL = os.environ.get("REDIS_URL") or embedded.redis_url(DATA_DIR)
 
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 

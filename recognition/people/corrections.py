@@ -2,7 +2,8 @@
 transaction, recorded on the faces it touches (``decided_by="human"``, ``decided_at``).
 
 - ``name_face``: "this is X". The face becomes a confirmed face of X; clear enough (quality at
-  least ``SIGHTLINE_ENROL_MIN_QUALITY``), it is also used for matching from then on.
+  least ``SIGHTLINE_ENROL_MIN_QUALITY``), it is also used for matching from then on, and the
+  stored unknown faces it now recognises become X at once (``recognise_alike``).
 - ``mark_unknown``: "I don't know who this is": no person, and nothing automatic gives it one.
 - ``reject_face``: "not this person": stored as negative feedback; the face falls to its next
   candidate, or to clustering, or to unknown, never to that person again.
@@ -70,13 +71,43 @@ CONFIRM_FIELDS = ["subject", "decided_by", "decided_at", "dismissed", "match_dis
 
 
 def name_face(face: Face, subject: Subject) -> Face:
-    """"This is ``subject``." A "not this person" for that person is withdrawn."""
+    """"This is ``subject``." A "not this person" for that person is withdrawn, and the face
+    teaches at once: the owner's automatic unknown faces it now recognises become that person."""
     _check_same_owner(face, subject)
     with transaction.atomic():
         _confirm(face, subject, timezone.now())
         face.save(update_fields=CONFIRM_FIELDS)
         FaceRejection.objects.filter(face=face, subject=subject).delete()
+        if face.is_example and subject.is_named:
+            recognise_alike(face)
     return face
+
+
+NEAREST_TO_TEACH = 200  # stored faces looked at when a newly named face teaches
+TEACHING_EXAMPLES = 20  # a cluster just named teaches from its clearest faces
+
+
+def recognise_alike(example: Face) -> int:
+    """Match the owner's stored automatic faces that look like ``example`` (unknown, or in a
+    person without a name) again, now that it teaches its person: those whose best match is
+    that person join them. Returns how many did. People without a name left empty go."""
+    near = search.similar_faces(example.owner_id, example.embedding, limit=NEAREST_TO_TEACH,
+                                max_distance=search.default_threshold(), exclude_id=example.pk)
+    candidates = [f for f in near if f.decided_by == Decider.AUTO and f.subject_id != example.subject_id]
+    unnamed = set(Subject.objects.unnamed().filter(pk__in={f.subject_id for f in candidates if f.subject_id})
+                  .values_list("pk", flat=True))
+    joined, emptied = 0, set()
+    for face in candidates:
+        if face.subject_id is not None and face.subject_id not in unnamed:
+            continue  # recognised as another named person: matching decided, not this
+        match = best_match(face)
+        if match is not None and match.subject_id == example.subject_id:
+            emptied.add(face.subject_id)
+            face.subject_id, face.match_distance = match.subject_id, match.distance
+            face.save(update_fields=["subject", "match_distance"])
+            joined += 1
+    Subject.objects.filter(pk__in=emptied - {None}, name="", faces__isnull=True).delete()
+    return joined
 
 
 def mark_unknown(face: Face) -> Face:
@@ -140,20 +171,25 @@ def _release(face: Face) -> None:
     face.save(update_fields=["subject", "is_example", "match_distance", "decided_by", "decided_at", "dismissed"])
 
 
-def reassign(face: Face) -> None:
-    """Match one automatic unknown face against the owner's people, leaving out those it was
-    rejected from and those already in its picture; failing that, try clustering."""
-    from recognition.people import clustering
-
+def best_match(face: Face) -> search.Candidate | None:
+    """Who one stored face is by matching, leaving out the people it was rejected from and
+    the people already in its picture."""
     excluded = set(face.rejections.values_list("subject_id", flat=True))
     in_picture = Face.objects.filter(asset_id=face.asset_id, frame_index=face.frame_index, dismissed=False,
                                      subject__isnull=False).exclude(pk=face.pk)
     taken = {(0, subject_id) for subject_id in in_picture.values_list("subject_id", flat=True)}
     embedding = np.asarray(face.embedding, dtype=np.float32).reshape(1, -1)
-    matches, _ = search.identify(face.owner_id, embedding, excluded=[excluded], taken=taken)
-    if matches[0] is not None:
-        face.subject_id = matches[0].subject_id
-        face.match_distance = matches[0].distance
+    return search.identify(face.owner_id, embedding, excluded=[excluded], taken=taken)[0][0]
+
+
+def reassign(face: Face) -> None:
+    """Match one automatic unknown face against the owner's people; failing that, try clustering."""
+    from recognition.people import clustering
+
+    match = best_match(face)
+    if match is not None:
+        face.subject_id = match.subject_id
+        face.match_distance = match.distance
         face.save(update_fields=["subject", "match_distance"])
         return
     clustering.cluster_new_faces(face.owner_id, [face.pk])
@@ -206,6 +242,8 @@ def rename_person(subject: Subject, name: str) -> Subject:
             subject.save(update_fields=["name"])
             if not was_named:
                 _confirm_all(subject.faces.filter(decided_by=Decider.AUTO, dismissed=False), subject)
+                for example in subject.faces.examples().order_by("-quality", "id")[:TEACHING_EXAMPLES]:
+                    recognise_alike(example)
     except IntegrityError:
         raise NameTaken(_named_elsewhere(subject.owner_id, name, exclude_pk=subject.pk)) from None
     return subject

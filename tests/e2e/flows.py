@@ -36,14 +36,16 @@ def log_in(page: Page, email: str) -> None:
     expect(page).to_have_url("/")
 
 
-def upload(page: Page, *paths: Path) -> None:
-    """Upload from the dashboard and wait until every file's row reached ``completed``."""
+def upload(page: Page, *paths: Path, names: list[str] | None = None) -> None:
+    """Upload from the dashboard (as ``names``, if given) and wait until every file's row
+    reached ``completed``."""
     page.goto("/")
-    page.get_by_label("Photos and videos").set_input_files([str(p) for p in paths])
+    files = [{"name": name, "mimeType": "application/octet-stream", "buffer": path.read_bytes()}
+             for path, name in zip(paths, names)] if names else [str(p) for p in paths]
+    page.get_by_label("Photos and videos").set_input_files(files)
     page.get_by_role("button", name="Upload").click()
-    rows = page.locator("tr.asset-row")
-    for path in paths:
-        row = rows.filter(has_text=path.name)
+    for name in names or [path.name for path in paths]:
+        row = page.locator("tr.asset-row").filter(has=page.get_by_role("link", name=name, exact=True))
         expect(row.locator('[data-role="stage"]')).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
 
 
