@@ -23,6 +23,8 @@
 | ``SIGHTLINE_CLUSTER_MIN_QUALITY`` | ``SIGHTLINE_ENROL_MIN_QUALITY`` | faces below this quality never seed a cluster |
 | ``SIGHTLINE_CLUSTER_NEIGHBOURS`` | ``16`` | nearest neighbours looked at per face when clustering |
 | ``SIGHTLINE_RECLUSTER_CRON`` | ``30 3 * * *`` | when the nightly full recluster runs (cron syntax, UTC; ``manage.py rqcron recognition.cron``) |
+| ``SIGHTLINE_REPORT_CACHE_SECONDS`` | ``60`` | how long a report stays cached in Redis (a finished job of the owner renews it sooner); ``0``: never cached |
+| ``SIGHTLINE_DUPLICATE_DISTANCE`` | ``0.05`` | image embeddings closer than this (cosine distance) are near-duplicate photos |
 | ``SIGHTLINE_VIDEO_SAMPLE_SECONDS`` | ``1.0`` | seconds between the video frames analysed |
 | ``SIGHTLINE_VIDEO_MAX_FRAMES`` | ``600`` | most frames analysed per video |
 | ``SIGHTLINE_VIDEO_FRAME_BATCH`` | ``16`` | frames decoded and analysed together |
@@ -310,6 +312,14 @@ SIGHTLINE_RECLUSTER_CRON = os.environ.get("SIGHTLINE_RECLUSTER_CRON", "30 3 * * 
 SIGHTLINE_VIDEO_SAMPLE_SECONDS = float(os.environ.get("SIGHTLINE_VIDEO_SAMPLE_SECONDS", "1.0"))
 SIGHTLINE_VIDEO_MAX_FRAMES = env_int("SIGHTLINE_VIDEO_MAX_FRAMES", 600)
 SIGHTLINE_VIDEO_FRAME_BATCH = env_int("SIGHTLINE_VIDEO_FRAME_BATCH", 16)
+
+# --- Reports and search ------------------------------------------------------------------
+
+# Reports are cached per owner and filters; a job of the owner that finishes renews them at once.
+SIGHTLINE_REPORT_CACHE_SECONDS = env_int("SIGHTLINE_REPORT_CACHE_SECONDS", 60)
+# Cosine distance of MobileNetV2 image embeddings. On the shared photos, the same picture
+# resized, recompressed or slightly cropped is 0.0004-0.04 away; different photos 0.098 or more.
+SIGHTLINE_DUPLICATE_DISTANCE = float(os.environ.get("SIGHTLINE_DUPLICATE_DISTANCE", "0.05"))
 
 # --- Jobs --------------------------------------------------------------------------------
 

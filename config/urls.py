@@ -7,6 +7,7 @@ from config import health, views
 api_v1 = [
     path("", include("accounts.api_urls")),
     path("", include("recognition.api_urls")),
+    path("", include("analysis.api_urls")),
 ]
 
 urlpatterns = [
