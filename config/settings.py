@@ -22,6 +22,7 @@
 | ``SIGHTLINE_CLUSTER_MIN_FACES`` | ``2`` | faces it takes to form a person without a name |
 | ``SIGHTLINE_CLUSTER_MIN_QUALITY`` | ``SIGHTLINE_ENROL_MIN_QUALITY`` | faces below this quality never seed a cluster |
 | ``SIGHTLINE_CLUSTER_NEIGHBOURS`` | ``16`` | nearest neighbours looked at per face when clustering |
+| ``SIGHTLINE_CLUSTER_THREADS`` | ``2`` | database connections a large recluster searches neighbours on at once |
 | ``SIGHTLINE_RECLUSTER_CRON`` | ``30 3 * * *`` | when the nightly full recluster runs (cron syntax, UTC; ``manage.py rqcron recognition.cron``) |
 | ``SIGHTLINE_REPORT_CACHE_SECONDS`` | ``60`` | how long a report stays cached in Redis (a finished job of the owner renews it sooner); ``0``: never cached |
 | ``SIGHTLINE_DUPLICATE_DISTANCE`` | ``0.05`` | image embeddings closer than this (cosine distance) are near-duplicate photos |
@@ -307,6 +308,8 @@ SIGHTLINE_CLUSTER_DISTANCE = float(os.environ.get("SIGHTLINE_CLUSTER_DISTANCE", 
 SIGHTLINE_CLUSTER_MIN_FACES = env_int("SIGHTLINE_CLUSTER_MIN_FACES", 2)
 SIGHTLINE_CLUSTER_MIN_QUALITY = float(os.environ.get("SIGHTLINE_CLUSTER_MIN_QUALITY", str(SIGHTLINE_ENROL_MIN_QUALITY)))
 SIGHTLINE_CLUSTER_NEIGHBOURS = env_int("SIGHTLINE_CLUSTER_NEIGHBOURS", 16)
+# Database connections a full recluster searches neighbours on at once (one core each).
+SIGHTLINE_CLUSTER_THREADS = env_int("SIGHTLINE_CLUSTER_THREADS", 2)
 # When the nightly full recluster of every owner's faces runs (cron syntax, UTC).
 SIGHTLINE_RECLUSTER_CRON = os.environ.get("SIGHTLINE_RECLUSTER_CRON", "30 3 * * *")
 SIGHTLINE_VIDEO_SAMPLE_SECONDS = float(os.environ.get("SIGHTLINE_VIDEO_SAMPLE_SECONDS", "1.0"))

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Q
 
 from recognition import search
@@ -35,6 +36,8 @@ from recognition.models import Decider, Face, FaceRejection, Subject
 # pg_advisory_xact_lock(namespace, owner id): "clustering this owner's faces".
 LOCK_NAMESPACE = 7
 BATCH = 500  # faces per nearest-neighbour round trip in a recluster
+PARALLEL_FROM = 5000  # faces from which a recluster searches on several connections
+WRITE_BATCH = 5000  # faces moved per UPDATE
 
 
 def distance() -> float:
@@ -186,6 +189,9 @@ def recluster(owner_id: int, full: bool = False,
         }
         result = ReclusterResult(faces=len(nodes))
         near = _all_neighbours(owner_id, list(nodes), progress)
+        for a, b, d in search.cluster_mates(owner_id, distance()):
+            near.setdefault(a, []).append((b, d))
+            near.setdefault(b, []).append((a, d))
         rejected = _rejections(list(nodes))
         groups = _dbscan(nodes, fixed, near, rejected)
         assignment = _name_groups(owner_id, nodes, groups, rejected, result)
@@ -198,12 +204,39 @@ def recluster(owner_id: int, full: bool = False,
 
 
 def _all_neighbours(owner_id, face_ids, progress) -> dict[int, list]:
+    """Every face's neighbours, a batch per round trip. Many faces are searched on several
+    connections at once (``SIGHTLINE_CLUSTER_THREADS``): PostgreSQL runs each on a core of its
+    own. They read committed faces only, which is all a recluster clusters."""
+    batches = [face_ids[start:start + BATCH] for start in range(0, len(face_ids), BATCH)]
+    threads = min(settings.SIGHTLINE_CLUSTER_THREADS, len(batches))
     near: dict[int, list] = {}
-    for start in range(0, len(face_ids), BATCH):
-        batch = face_ids[start:start + BATCH]
-        near.update(search.face_neighbours(owner_id, batch, neighbours_per_face(), distance()))
+    done = 0
+
+    def search_batch(batch):
+        return search.face_neighbours(owner_id, batch, neighbours_per_face(), distance())
+
+    def report(batch_result):
+        nonlocal done
+        near.update(batch_result)
+        done += len(batch_result)
         if progress:
-            progress(min(start + BATCH, len(face_ids)), len(face_ids))
+            progress(done, len(face_ids))
+
+    if threads <= 1 or len(face_ids) < PARALLEL_FROM:
+        for batch in batches:
+            report(search_batch(batch))
+        return near
+
+    def worker(mine):
+        try:
+            return [search_batch(batch) for batch in mine]
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for results in pool.map(worker, [batches[i::threads] for i in range(threads)]):
+            for result in results:
+                report(result)
     return near
 
 
@@ -213,7 +246,8 @@ def _dbscan(nodes, fixed, near, rejected) -> list[_Group]:
     together; then border faces join the group of their nearest core neighbour that may take
     them (not a person they were rejected from)."""
     keys = {pk: _frame_key(f.asset_id, f.frame_index) for pk, f in nodes.items()}
-    edges = {pk: [(o, d) for o, d in near.get(pk, []) if o in nodes and keys[o] != keys[pk]] for pk in nodes}
+    edges = {pk: sorted({(o, d) for o, d in near.get(pk, []) if o in nodes and keys[o] != keys[pk]},
+                        key=lambda edge: (edge[1], edge[0])) for pk in nodes}
     core = {pk for pk, f in nodes.items()
             if pk in fixed or (f.quality >= min_quality() and len(edges[pk]) + 1 >= min_faces())}
     parent = {pk: pk for pk in nodes}
@@ -285,21 +319,25 @@ def _name_groups(owner_id, nodes, groups, rejected, result) -> dict[int, int | N
         if i not in chosen and subject_id not in used:
             chosen[i] = subject_id
             used.add(subject_id)
+    new = [i for i in range(len(free)) if i not in chosen]
+    for i, subject in zip(new, Subject.objects.bulk_create([Subject(owner_id=owner_id, name="") for _ in new])):
+        chosen[i] = subject.pk
+    result.created = len(new)
     for i, (g, _) in enumerate(free):
-        if i not in chosen:
-            chosen[i] = Subject.objects.create(owner_id=owner_id, name="").pk
-            result.created += 1
         for pk in g.members:
             assignment[pk] = chosen[i] if chosen[i] not in rejected.get(pk, ()) else None
     return assignment
 
 
 def _write(nodes, assignment) -> int:
-    moves: dict[int | None, list[int]] = defaultdict(list)
-    for pk, subject_id in assignment.items():
-        if nodes[pk].subject_id != subject_id:
-            moves[subject_id].append(pk)
-    for subject_id, pks in moves.items():
-        for start in range(0, len(pks), 5000):
-            Face.objects.filter(pk__in=pks[start:start + 5000]).update(subject_id=subject_id, match_distance=None)
-    return sum(len(pks) for pks in moves.values())
+    """Only faces whose person changed, a few thousand per statement."""
+    moves = [(pk, subject_id) for pk, subject_id in assignment.items() if nodes[pk].subject_id != subject_id]
+    with connection.cursor() as cursor:
+        for start in range(0, len(moves), WRITE_BATCH):
+            chunk = moves[start:start + WRITE_BATCH]
+            cursor.execute(
+                "UPDATE recognition_face f SET subject_id = m.subject_id, match_distance = NULL "
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS m(id, subject_id) WHERE f.id = m.id",
+                [[pk for pk, _ in chunk], [subject_id for _, subject_id in chunk]],
+            )
+    return len(moves)
