@@ -341,3 +341,29 @@ class VerificationSerializer(serializers.Serializer):
     same_person = serializers.BooleanField()
     threshold = serializers.FloatField()
     faces = VerifiedFaceSerializer(many=True)
+
+
+# --- similar images ------------------------------------------------------------------------
+
+
+class SimilarAssetSerializer(serializers.Serializer):
+    """One of the owner's photos near another (``search_images.SimilarPhoto``)."""
+
+    id = serializers.IntegerField(source="asset.pk")
+    original_name = serializers.CharField(source="asset.original_name")
+    created_at = serializers.DateTimeField(source="asset.created_at")
+    width = serializers.IntegerField(source="asset.width")
+    height = serializers.IntegerField(source="asset.height")
+    distance = serializers.FloatField(help_text="Cosine distance of the image embeddings (0: alike).")
+    url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, similar) -> str:
+        return absolute(self.context.get("request"), reverse("asset-detail", args=[similar.asset.pk]))
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_thumbnail_url(self, similar) -> str | None:
+        if not similar.asset.thumbnail:
+            return None
+        return absolute(self.context.get("request"), reverse("asset-thumbnail", args=[similar.asset.pk]))

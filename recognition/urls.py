@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from recognition.views import assets, dashboard, faces, people
+from recognition.views import assets, dashboard, faces, library, people
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -22,4 +22,7 @@ urlpatterns = [
     path("people/<int:subject_id>/delete/", people.person_delete, name="person-delete"),
     path("people/<int:subject_id>/erase/", people.person_erase, name="person-erase"),
     path("people/<int:subject_id>/photos/", people.person_photos, name="person-photos"),
+    path("library/", library.library_page, name="library"),
+    path("library/duplicates/", library.duplicates, name="library-duplicates"),
+    path("faces/<int:face_id>/everywhere/", library.face_everywhere, name="face-everywhere"),
 ]

@@ -6,8 +6,8 @@ import django_filters
 from django.db.models import Exists, OuterRef
 from django.http import FileResponse
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -16,12 +16,12 @@ from rest_framework.response import Response
 from accounts.ownership import OwnedQuerysetMixin
 from config.refusals import NotFound
 from media.models import Asset
-from recognition import services
+from recognition import search_images, services
 from recognition import serializers as bodies
 from recognition.models import Face, with_latest_job
 
 from recognition.api.common import (
-    BINARY_FILE, JOB_EVENTS_DOC, JPEG, browser_cached,
+    BINARY_FILE, JOB_EVENTS_DOC, JPEG, SIMILAR_LIMIT, SIMILAR_MAX_LIMIT, browser_cached,
 )
 
 
@@ -106,3 +106,31 @@ class AssetViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveMod
         stem = asset.original_name.rsplit(".", 1)[0]
         return browser_cached(FileResponse(asset.thumbnail.storage.open(asset.thumbnail.name, "rb"),
                                            filename=f"{stem}-thumbnail.jpg", content_type="image/jpeg"))
+
+    @extend_schema(
+        tags=["assets"],
+        summary="Similar photos",
+        description="Your other photos that look most like this one (the whole-image embedding, cosine distance, "
+                    "nearest first). Near-duplicates are within `SIGHTLINE_DUPLICATE_DISTANCE` (default 0.05). "
+                    "409 while the photo has not been processed, 400 for a video.",
+        parameters=[
+            OpenApiParameter("limit", int, description=f"How many (default {SIMILAR_LIMIT}, at most {SIMILAR_MAX_LIMIT})."),
+            OpenApiParameter("max_distance", float, description="Leave out photos further than this."),
+        ],
+        responses={200: bodies.SimilarAssetSerializer(many=True), 400: bodies.ErrorSerializer,
+                   404: bodies.ErrorSerializer, 409: bodies.ErrorSerializer},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def similar(self, request, pk=None):
+        asset = self.get_object()
+        params = SimilarPhotoParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        photos = search_images.similar_photos(asset, limit=params.validated_data["limit"],
+                                              max_distance=params.validated_data.get("max_distance"))
+        return Response(bodies.SimilarAssetSerializer(photos, many=True, context=self.get_serializer_context()).data)
+
+
+class SimilarPhotoParams(serializers.Serializer):
+    limit = serializers.IntegerField(default=SIMILAR_LIMIT, min_value=1, max_value=SIMILAR_MAX_LIMIT)
+    max_distance = serializers.FloatField(required=False, min_value=0.0, max_value=2.0)
