@@ -122,7 +122,10 @@ def test_the_index_walk_keeps_going_past_other_owners_nearer_photos(user, other_
     assert "image_embedding_hnsw" in plan, plan
 
 
-def test_near_duplicates_are_grouped_per_owner(user, other_user, settings):
+@pytest.mark.parametrize("strategy", ["every pair", "a search per photo"])
+def test_near_duplicates_are_grouped_per_owner(strategy, user, other_user, settings, monkeypatch):
+    # Both ways of finding the pairs give the same groups; the cost model picks one.
+    monkeypatch.setattr(search_images, "PAIR_SECONDS", 0.0 if strategy == "every pair" else 1.0)
     settings.SIGHTLINE_DUPLICATE_DISTANCE = 0.01
     a = [photo(user, f"a-{n}.jpg", away(w, seed=1)) for n, w in enumerate((0, 0.18, 0.36))]  # a chain
     b = [photo(user, f"b-{n}.jpg", away(0.6 + 0.001 * n, seed=3)) for n in range(2)]
