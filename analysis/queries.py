@@ -183,21 +183,12 @@ def daily(filters: ReportFilters) -> list[dict]:
 # --- people ----------------------------------------------------------------------------------
 
 
-def people(filters: ReportFilters, *, appearances: bool = False) -> list[dict]:
+def people(filters: ReportFilters) -> list[dict]:
     """One row per person with a face shown in the selected assets, most faces first.
 
-    ``appearances``: also count the person's video appearances (``recognition_appearance``).
-
     Faces are grouped per (asset, person) first, in the face index's order (no hashing), then
-    joined to their ~asset once per group, not per face."""
+    joined to their asset once per group, not per face."""
     where = faces_where(filters).add("f.subject_id IS NOT NULL").add("NOT f.dismissed")
-    appearance_sql, appearance_params = "", []
-    if appearances:
-        selected = _of_selected_assets(Where(), "ap", asset_where(filters, person=False))
-        appearance_sql = f""",
-               (SELECT count(*) FROM recognition_appearance ap
-                WHERE ap.subject_id = s.id AND {selected.sql}) AS appearances"""
-        appearance_params = selected.params
     sql = f"""
         WITH per_asset AS (
             SELECT f.asset_id, f.subject_id, count(*) AS faces
@@ -216,14 +207,14 @@ def people(filters: ReportFilters, *, appearances: bool = False) -> list[dict]:
             GROUP BY 1
         )
         SELECT s.id AS person, s.name AS name, (s.name <> '') AS named, s.hidden AS hidden, u.email AS owner,
-               pp.photos, pp.videos, pp.faces{appearance_sql},
+               pp.photos, pp.videos, pp.faces,
                pp.first_seen, pp.last_seen
         FROM per_person pp
         JOIN recognition_subject s ON s.id = pp.subject_id
         JOIN accounts_user u ON u.id = s.owner_id
         ORDER BY pp.faces DESC, s.id
     """
-    return _rows(sql, [*where.params, *appearance_params])
+    return _rows(sql, where.params)
 
 
 # --- latency ---------------------------------------------------------------------------------

@@ -19,8 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from django.apps import apps
-
 from analysis import queries
 from analysis.filters import ReportFilters
 
@@ -48,37 +46,18 @@ class Report:
         return [column.name for column in self.columns]
 
 
-def appearances_available() -> bool:
-    """Video appearances (face tracks) are counted once recognition stores them."""
-    try:
-        apps.get_model("recognition", "Appearance")
-    except LookupError:
-        return False
-    return True
-
-
-def _people_columns() -> tuple[Column, ...]:
-    columns = [
-        Column("person", "Person id"),
-        Column("name", "Name", "text", "Empty for a person Sightline grouped but nobody named yet."),
-        Column("named", "Named", "bool"),
-        Column("hidden", "Hidden", "bool", "Left out of the people gallery."),
-        Column("owner", "Owner", "text", "The owner's email."),
-        Column("photos", "Photos", "int", "Photos the person appears in."),
-        Column("videos", "Videos", "int", "Videos the person appears in."),
-        Column("faces", "Faces", "int", "The person's faces (in videos: one per sampled frame)."),
-    ]
-    if appearances_available():
-        columns.append(Column("appearances", "Appearances", "int", "Video appearances: one per face track."))
-    columns += [
-        Column("first_seen", "First seen", "datetime", "Upload time of the first photo or video they are in."),
-        Column("last_seen", "Last seen", "datetime", "Upload time of the latest photo or video they are in."),
-    ]
-    return tuple(columns)
-
-
-def _people(filters: ReportFilters) -> list[dict]:
-    return queries.people(filters, appearances=appearances_available())
+PEOPLE_COLUMNS = (
+    Column("person", "Person id"),
+    Column("name", "Name", "text", "Empty for a person Sightline grouped but nobody named yet."),
+    Column("named", "Named", "bool"),
+    Column("hidden", "Hidden", "bool", "Left out of the people gallery."),
+    Column("owner", "Owner", "text", "The owner's email."),
+    Column("photos", "Photos", "int", "Photos the person appears in."),
+    Column("videos", "Videos", "int", "Videos the person appears in."),
+    Column("faces", "Faces", "int", "The person's faces (in videos: one per sampled frame)."),
+    Column("first_seen", "First seen", "datetime", "Upload time of the first photo or video they are in."),
+    Column("last_seen", "Last seen", "datetime", "Upload time of the latest photo or video they are in."),
+)
 
 
 def _summary(filters: ReportFilters) -> list[dict]:
@@ -107,8 +86,8 @@ PEOPLE = Report(
     "people", "Per person",
     "One row per person (named, or grouped by Sightline without a name) with at least one face in the selected "
     "photos and videos, most faces first. `since`/`until` select by upload time.",
-    _people_columns(),
-    _people,
+    PEOPLE_COLUMNS,
+    queries.people,
 )
 
 LATENCY = Report(
