@@ -1,4 +1,4 @@
-"""The reports' SQL: every number is aggregated by PostgreSQL (``date_trunc``-style day casts,
+"""The reports' SQL: every number is aggregated by PostgreSQL (days by ``AT TIME ZONE`` casts,
 ``percentile_cont``, ``FILTER``), one round trip per report, never a Python loop over rows.
 
 Each function takes ``ReportFilters`` and returns a list of dicts, one per row, keyed by the
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
-from analysis.filters import ReportFilters
+from analysis.filters import ReportFilters, report_zone
 
 PIPELINE_STAGES = ("uploading", "queued", "detecting", "enhancing", "recognizing")
 END_TO_END = "end_to_end"
@@ -98,8 +98,6 @@ def _rows(sql: str, params: list) -> list[dict]:
 
 
 def _zone() -> str:
-    from analysis.filters import report_zone
-
     return report_zone().key
 
 
