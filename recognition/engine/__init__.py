@@ -12,10 +12,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .face_engine import DetectedFace, FaceEngine
     from .tagger import ImageTagger
+    from .tracker import SampledFace, Track, TrackerConfig, sampled_faces, scene_cuts, track_faces
 
-__all__ = ["DetectedFace", "FaceEngine", "ImageTagger"]
+__all__ = ["DetectedFace", "FaceEngine", "ImageTagger", "SampledFace", "Track", "TrackerConfig", "sampled_faces",
+           "scene_cuts", "track_faces"]
 
-_HOMES = {"DetectedFace": ".face_engine", "FaceEngine": ".face_engine", "ImageTagger": ".tagger"}
+_HOMES = {"DetectedFace": ".face_engine", "FaceEngine": ".face_engine", "ImageTagger": ".tagger",
+          **dict.fromkeys(("SampledFace", "Track", "TrackerConfig", "sampled_faces", "scene_cuts", "track_faces"),
+                         ".tracker")}
 
 
 def __getattr__(name: str):
