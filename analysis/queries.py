@@ -247,8 +247,10 @@ def latency(filters: ReportFilters) -> list[dict]:
     unpivot = ", ".join(
         f"('{stage}', {stage}_jobs, {stage}_p[1], {stage}_p[2], {stage}_max)" for stage in stages
     )
+    # MATERIALIZED: each job's seconds are read from its JSON once; inlined, every aggregate
+    # (count, percentiles, max) would extract them again (0.64 s against 0.36 s at 100k jobs).
     sql = f"""
-        WITH jobs AS (
+        WITH jobs AS MATERIALIZED (
             SELECT {columns},
                    CASE WHEN j.stage = 'completed' THEN extract(epoch FROM j.finished_at - started.at)::float8
                    END AS {END_TO_END},
