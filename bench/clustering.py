@@ -80,7 +80,9 @@ def singletons(labels: list) -> list:
 
 def dbscan(embeddings: np.ndarray, eps: float, min_samples: int) -> list:
     """Textbook DBSCAN (Ester et al. 1996) on Euclidean distances; noise → None."""
-    distances = np.linalg.norm(embeddings[:, None] - embeddings[None], axis=2)
+    # |a - b|² = |a|² + |b|² - 2 a·b: an n×n matrix, not the n×n×d of differences.
+    squares = (embeddings.astype(np.float64) ** 2).sum(axis=1)
+    distances = np.sqrt(np.maximum(squares[:, None] + squares[None] - 2 * embeddings @ embeddings.T, 0))
     neighbours = [np.flatnonzero(row <= eps) for row in distances]
     core = [len(n) >= min_samples for n in neighbours]
     labels: list = [None] * len(embeddings)
