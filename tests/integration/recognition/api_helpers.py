@@ -41,10 +41,10 @@ def unit_vector(seed: int) -> np.ndarray:
 
 
 def make_face(asset, *, embedding=None, subject=None, is_example=False, box=(10, 8, 40, 44), quality=0.8,
-              **fields) -> Face:
+              model_version="test", **fields) -> Face:
     return Face.objects.create(
         asset=asset, owner_id=asset.owner_id, box=list(box), landmarks=[[20, 20]] * 5, score=0.99, quality=quality,
-        embedding=unit_vector(0) if embedding is None else embedding, model_version="test", subject=subject,
+        embedding=unit_vector(0) if embedding is None else embedding, model_version=model_version, subject=subject,
         is_example=is_example, **fields,
     )
 

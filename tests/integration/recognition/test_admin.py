@@ -70,3 +70,41 @@ def test_face_admin_changes_the_subject_only_within_the_owner(staff_client, rows
     assert cleared.status_code == 302
     rows["face"].refresh_from_db()
     assert (rows["face"].subject_id, rows["face"].is_example) == (None, False)
+
+
+def test_people_actions_merge_erase_and_dismiss(staff_client, rows, user):
+    from recognition.models import ErasedFace, Face
+    from tests.integration.recognition.api_helpers import make_face
+
+    ada = rows["subject"]
+    cluster = Subject.objects.create(owner=user, name="")
+    make_face(rows["asset"], subject=cluster, box=(60, 8, 90, 44))
+    changelist = reverse("admin:recognition_subject_changelist")
+
+    merged = staff_client.post(changelist, {"action": "merge_into_first", "_selected_action": [ada.pk, cluster.pk]},
+                               follow=True)
+    assert f"Merged Unnamed person {cluster.pk} into Ada: 1 face(s) moved." in merged.content.decode()
+    assert Face.objects.filter(subject=ada).count() == 2
+
+    confirm = staff_client.post(changelist, {"action": "erase_people", "_selected_action": [ada.pk]})
+    assert "2 faces (with their embeddings) in 1 photo or video" in confirm.content.decode()
+    assert Subject.objects.filter(pk=ada.pk).exists()  # nothing happens before the confirmation
+    staff_client.post(changelist, {"action": "erase_people", "_selected_action": [ada.pk], "confirm": "yes"})
+    assert not Subject.objects.filter(pk=ada.pk).exists() and ErasedFace.objects.count() == 2
+
+    face = make_face(rows["asset"], box=(100, 8, 130, 44))
+    staff_client.post(reverse("admin:recognition_face_changelist"),
+                      {"action": "dismiss_faces", "_selected_action": [face.pk]})
+    face.refresh_from_db()
+    assert (face.dismissed, face.decided_by) == (True, "human")
+
+
+def test_naming_a_cluster_in_the_admin_confirms_its_faces(staff_client, rows, user):
+    from tests.integration.recognition.api_helpers import make_face
+
+    cluster = Subject.objects.create(owner=user, name="")
+    face = make_face(rows["asset"], subject=cluster, box=(60, 8, 90, 44))
+    staff_client.post(reverse("admin:recognition_subject_change", args=[cluster.pk]),
+                      {"name": "Cleo", "notes": "", "faces-TOTAL_FORMS": 0, "faces-INITIAL_FORMS": 0})
+    face.refresh_from_db()
+    assert (face.subject.name, face.decided_by, face.is_example) == ("Cleo", "human", True)

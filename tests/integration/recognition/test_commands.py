@@ -88,3 +88,24 @@ def test_requeue_queues_a_job_whose_rq_job_vanished(user):
     assert lost.rq_job_id != "vanished-rq-job"
     assert lost.rq_job_id in django_rq.get_queue("inference").job_ids
     assert nothing.strip() == "No stuck jobs."
+
+
+def test_reindex_re_runs_what_an_older_model_found_and_keeps_names(user):
+    from recognition.models import Subject
+    from tests.integration.recognition.api_helpers import jpeg_bytes, make_face, stored_asset
+
+    old = stored_asset(user, jpeg_bytes(seed=1), "old.jpg")
+    ada = Subject.objects.create(owner=user, name="Ada")
+    named = make_face(old, subject=ada, decided_by="human", model_version="model-1")
+    old.jobs.update(model_version="model-1")
+    current = stored_asset(user, jpeg_bytes(seed=2), "current.jpg")
+    current.jobs.update(model_version="model-2")
+
+    out = StringIO()
+    call_command("reindex", "--owner", user.email, "--model-version", "model-2", stdout=out)
+
+    assert "Queued 1 file(s) for processing again." in out.getvalue()
+    assert old.jobs.order_by("-created_at", "-id").first().stage == "queued"
+    assert current.jobs.count() == 1
+    named.refresh_from_db()
+    assert named.subject_id == ada.pk  # the re-run itself carries names over (test_people_rerun)
