@@ -26,8 +26,8 @@
 | ``SIGHTLINE_RECLUSTER_CRON`` | ``30 3 * * *`` | when the nightly full recluster runs (cron syntax, UTC; ``manage.py rqcron recognition.cron``) |
 | ``SIGHTLINE_REPORT_CACHE_SECONDS`` | ``60`` | how long a report stays cached in Redis (a finished job of the owner renews it sooner); ``0``: never cached |
 | ``SIGHTLINE_DUPLICATE_DISTANCE`` | ``0.05`` | image embeddings closer than this (cosine distance) are near-duplicate photos |
-| ``SIGHTLINE_VIDEO_SAMPLE_SECONDS`` | ``1.0`` | seconds between the video frames analysed |
-| ``SIGHTLINE_VIDEO_MAX_FRAMES`` | ``600`` | most frames analysed per video |
+| ``SIGHTLINE_VIDEO_FPS`` | ``2`` | video frames analysed per second of video |
+| ``SIGHTLINE_VIDEO_MAX_FRAMES`` | ``SIGHTLINE_MAX_VIDEO_SECONDS`` × ``SIGHTLINE_VIDEO_FPS`` | most frames analysed per video |
 | ``SIGHTLINE_VIDEO_FRAME_BATCH`` | ``16`` | frames decoded and analysed together |
 | ``SIGHTLINE_JOB_RETRY_INTERVALS`` | ``10,60,300`` | seconds before each retry after a transient error |
 | ``SIGHTLINE_JOB_TIMEOUT_SECONDS`` | ``3600`` | hard limit for one processing job |
@@ -312,8 +312,12 @@ SIGHTLINE_CLUSTER_NEIGHBOURS = env_int("SIGHTLINE_CLUSTER_NEIGHBOURS", 16)
 SIGHTLINE_CLUSTER_THREADS = env_int("SIGHTLINE_CLUSTER_THREADS", 2)
 # When the nightly full recluster of every owner's faces runs (cron syntax, UTC).
 SIGHTLINE_RECLUSTER_CRON = os.environ.get("SIGHTLINE_RECLUSTER_CRON", "30 3 * * *")
-SIGHTLINE_VIDEO_SAMPLE_SECONDS = float(os.environ.get("SIGHTLINE_VIDEO_SAMPLE_SECONDS", "1.0"))
-SIGHTLINE_VIDEO_MAX_FRAMES = env_int("SIGHTLINE_VIDEO_MAX_FRAMES", 600)
+# Faces are tracked from one analysed frame to the next: 2 a second follows people walking.
+SIGHTLINE_VIDEO_FPS = float(os.environ.get("SIGHTLINE_VIDEO_FPS", "2"))
+if SIGHTLINE_VIDEO_FPS <= 0:
+    raise ImproperlyConfigured("SIGHTLINE_VIDEO_FPS must be positive.")
+SIGHTLINE_VIDEO_MAX_FRAMES = env_int("SIGHTLINE_VIDEO_MAX_FRAMES",
+                                     int(SIGHTLINE_MAX_VIDEO_SECONDS * SIGHTLINE_VIDEO_FPS) + 1)
 SIGHTLINE_VIDEO_FRAME_BATCH = env_int("SIGHTLINE_VIDEO_FRAME_BATCH", 16)
 
 # --- Reports and search ------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import BinaryIO
@@ -32,6 +32,7 @@ __all__ = [
     "ProbedMedia",
     "RejectedUpload",
     "VideoFrame",
+    "crop_jpeg",
     "decode_uploaded_image",
     "delete_orphaned_files",
     "discard_files",
@@ -40,13 +41,14 @@ __all__ = [
     "load_image",
     "make_thumbnail",
     "open_original",
-    "video_frame_at",
     "probe_file",
     "sanitize_filename",
 ]
 
 CHUNK_BYTES = 1024 * 1024
 THUMBNAIL_SIDE = 320
+CROP_MARGIN = 0.25  # of a face box's size, on every side: a little hair and chin around the face
+CROP_SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -166,30 +168,21 @@ def iter_video_frames(asset: Asset, every_seconds: float = 1.0, max_frames: int 
         raise RejectedUpload("The video has no frame that can be decoded.", "no_frames", 400)
 
 
-def video_frame_at(asset: Asset, timestamp: float, index: int | None = None) -> np.ndarray:
-    """The frame ``iter_video_frames`` gave at ``timestamp`` (its ``index`` in the stream, when
-    known), as H×W×3 uint8 RGB.
-
-    Seeks to the keyframe before it and decodes forward: one group of pictures, where decoding
-    from the start would cost the whole video up to that point. Falls back to decoding from the
-    start when the stream has no timestamps or the seek lands past the frame.
-    Raises RejectedUpload("no_frames") when the frame cannot be decoded again.
-    """
-    with open_original(asset) as fileobj, open_video(fileobj) as container:
-        stream = video_stream(container)
-        first = next(_decoded_frames(container, stream), None)
-        if first is not None and first.time is not None and stream.time_base:
-            target = first.time + timestamp
-            container.seek(int(target / stream.time_base), stream=stream, backward=True)
-            for frame in _decoded_frames(container, stream):
-                if frame.time is None or frame.time > target + 1e-6:
-                    break  # no timestamps after all, or the seek overshot: decode from the start
-                if frame.time + 1e-6 >= target:
-                    return _frame_pixels(frame)
-    for frame in iter_video_frames(asset, every_seconds=timestamp if timestamp > 0 else 1.0, max_frames=2):
-        if (frame.index == index) if index is not None else abs(frame.timestamp - timestamp) <= 1e-6:
-            return frame.image
-    raise RejectedUpload("The video frame could not be decoded again.", "no_frames", 400)
+def crop_jpeg(image: np.ndarray, box, margin: float = CROP_MARGIN, side: int = CROP_SIDE) -> bytes:
+    """JPEG bytes of ``box`` ([x1, y1, x2, y2] pixels) of ``image`` with ``margin`` of the box's
+    size on every side, at most ``side`` pixels. Raises ValueError for a box outside the image."""
+    height, width = image.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    margin_x, margin_y = (x2 - x1) * margin, (y2 - y1) * margin
+    left, top = max(0, int(x1 - margin_x)), max(0, int(y1 - margin_y))
+    right, bottom = min(width, int(np.ceil(x2 + margin_x))), min(height, int(np.ceil(y2 + margin_y)))
+    if right <= left or bottom <= top:
+        raise ValueError("The box lies outside the picture.")
+    crop = Image.fromarray(image[top:bottom, left:right])
+    crop.thumbnail((side, side), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    crop.save(buffer, format="JPEG", quality=88)
+    return buffer.getvalue()
 
 
 def make_thumbnail(image: Image.Image | np.ndarray, side: int = THUMBNAIL_SIDE) -> bytes:
@@ -229,6 +222,14 @@ def discard_files(asset: Asset) -> None:
 
 # Where original_path and thumbnail_path put files; nothing else lives under them.
 STORED_FOLDERS = ("assets", "thumbnails")
+# Files other apps store beside the assets' (face crops, say): folder → a function that says
+# which of some names are still used. Registered by those apps (media knows nothing of faces).
+OTHER_STORED_FOLDERS: dict[str, Callable[[list[str]], set[str]]] = {}
+
+
+def register_stored_folder(folder: str, referenced: Callable[[list[str]], set[str]]) -> None:
+    """Let ``cleanup_media`` sweep ``folder`` too, keeping the names ``referenced`` says are used."""
+    OTHER_STORED_FOLDERS[folder] = referenced
 ORPHAN_BATCH = 500
 
 
@@ -251,7 +252,7 @@ def delete_orphaned_files(older_than: timedelta, dry_run: bool = False) -> Itera
 
 
 def _stored_names(storage) -> Iterator[str]:
-    pending = [folder for folder in STORED_FOLDERS if storage.exists(folder)]
+    pending = [folder for folder in (*STORED_FOLDERS, *OTHER_STORED_FOLDERS) if storage.exists(folder)]
     while pending:
         folder = pending.pop()
         folders, files = storage.listdir(folder)
@@ -262,6 +263,8 @@ def _stored_names(storage) -> Iterator[str]:
 def _delete_unreferenced(storage, names: list[str], cutoff, dry_run: bool) -> Iterator[str]:
     referenced = set(Asset.objects.filter(file__in=names).values_list("file", flat=True))
     referenced |= set(Asset.objects.filter(thumbnail__in=names).values_list("thumbnail", flat=True))
+    for still_used in OTHER_STORED_FOLDERS.values():
+        referenced |= still_used(names)
     for name in names:
         if name not in referenced and storage.get_modified_time(name) < cutoff:
             if not dry_run:

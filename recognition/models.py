@@ -6,6 +6,8 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.db.models.functions import Lower
 from django.utils import timezone
 from pgvector.django import HnswIndex, VectorField
@@ -214,6 +216,55 @@ class Subject(models.Model):
         return self.name or f"Unnamed person {self.pk}"
 
 
+def crop_path(face, filename: str) -> str:
+    """Crops are named by face and job: a re-run writes a new file, the old one goes after commit."""
+    return f"crops/{face.owner_id}/{face.asset_id}/{face.pk}-{face.job_id}.jpg"
+
+
+def frame_path(appearance, filename: str) -> str:
+    return f"crops/{appearance.owner_id}/{appearance.asset_id}/appearance-{appearance.pk}-{appearance.job_id}.jpg"
+
+
+class AppearanceQuerySet(models.QuerySet):
+    def of_person(self, subject_id):
+        return self.filter(best_face__subject_id=subject_id)
+
+
+class Appearance(models.Model):
+    """One person's track through one video: from when to when they are seen, their best face,
+    and the track's representative embedding. Who they are is decided for the track as a whole
+    (so one misrecognised frame does not make a person) and kept on its faces, all alike: the
+    appearance's person is its best face's. Per-frame faces keep their boxes and crops."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="appearances")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="appearances")
+    job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="appearances")
+    start_seconds = models.FloatField()
+    end_seconds = models.FloatField()
+    best_face = models.ForeignKey("Face", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    embedding = VectorField(dimensions=FACE_EMBEDDING_DIMENSIONS)
+    face_count = models.PositiveIntegerField()
+    frame = models.FileField(upload_to=frame_path, max_length=255, blank=True,
+                             help_text="The frame of the best face, small, as JPEG.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AppearanceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["asset_id", "start_seconds", "id"]
+
+    def __str__(self):
+        return f"appearance in asset {self.asset_id}, {self.start_seconds:.1f}–{self.end_seconds:.1f} s"
+
+    @property
+    def subject(self):
+        return self.best_face.subject if self.best_face_id and self.best_face.subject_id else None
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.end_seconds - self.start_seconds
+
+
 class FaceQuerySet(models.QuerySet):
     def examples(self):
         return self.filter(is_example=True)
@@ -253,6 +304,11 @@ class Face(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     # "Not a face": a false positive a person dismissed; never shown, matched or clustered.
     dismissed = models.BooleanField(default=False)
+    # Video faces: the track (appearance) they belong to; its identity is theirs.
+    appearance = models.ForeignKey(Appearance, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="faces")
+    # The face with a margin, as a small JPEG written by the pipeline: pages never decode media.
+    crop = models.FileField(upload_to=crop_path, max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = FaceQuerySet.as_manager()
@@ -362,3 +418,13 @@ class ImageEmbedding(models.Model):
                 opclasses=["vector_cosine_ops"],
             )
         ]
+
+
+@receiver(post_delete, sender=Face)
+@receiver(post_delete, sender=Appearance)
+def delete_stored_crops(sender, instance, **kwargs):
+    """A face's crop (an appearance's frame) goes with it, once the delete is committed."""
+    stored = instance.crop if sender is Face else instance.frame
+    if stored and stored.name:
+        storage, name = stored.storage, stored.name
+        transaction.on_commit(lambda: storage.delete(name), using=kwargs.get("using"))

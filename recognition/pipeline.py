@@ -1,39 +1,52 @@
 """One asset through the stages: the only place that both runs the engine and writes rows.
+Each stage's recorded seconds are the work it names, for photos and videos alike:
 
-    detecting    decode the photo (or sample the video) and find faces
-    enhancing    score and correct each face, align it to a 150×150 chip
-    recognizing  embed the chips, match them against the owner's people (pgvector), cluster the
-                 unknown ones, tag the image
-    completed    everything written in one transaction
+    detecting    decode the photo, or the video's frames at ``SIGHTLINE_VIDEO_FPS``, and find
+                 the faces (progress moves with the frames)
+    enhancing    score each face's quality, align it to a 150×150 chip, correct it, and cut
+                 its crop (a video is decoded again for this, frame batch by frame batch)
+    recognizing  embed the chips, link a video's faces into tracks (appearances), match them
+                 against the owner's people (pgvector), cluster the unknown, tag the picture
+    completed    faces, appearances, crops and tags written in one transaction
 
-Photos go through the stages one after the other. Videos are decoded in batches of frames so
-memory stays bounded: detection and alignment of every batch happen in ``detecting`` (the
-chips are kept, the frames are not), quality and embeddings follow.
+Memory stays bounded for long videos: frames are decoded and processed a batch at a time and
+never kept; what crosses from one stage to the next is per face and small (boxes, 150×150
+uint8 chips in a temporary file, JPEG crops) plus a tiny thumbnail per sampled frame.
 
-Re-running is idempotent: results replace the asset's previous faces and tags in one
-transaction, carrying over every human decision (``face_results``), and a run that finds a
-newer attempt in charge of the job writes nothing. The asset's new unknown faces are then
-clustered (``people.clustering``).
+Re-running is idempotent: results replace the asset's previous faces, appearances and tags in
+one transaction, carrying over every human decision (``face_results``), and a run that finds a
+newer attempt in charge of the job writes nothing. New unknown faces are then clustered
+(``people.clustering``), one per appearance.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from PIL import Image
 
 from media import services as media_services
 from media.models import Asset
 from recognition import face_results, inference
+from recognition.engine.tracker import SampledFace, Track, scene_cuts, track_faces
 from recognition.models import ImageEmbedding, ImageTag, Job, Stage
 from recognition.people import clustering
 
 logger = logging.getLogger(__name__)
 
 TAGS_PER_IMAGE = 5
+EMBED_BATCH = 64
+SCENE_THUMB_SIDE = 64  # sampled frames kept this small, for scene cuts
+FRAME_SIDE = 480  # an appearance's best frame is stored this big
+# Progress (percent) each stage spans; the pipeline reports within them.
+DETECTING_SPAN = (10, 40)
+ENHANCING_SPAN = (45, 60)
+RECOGNIZING_SPAN = (65, 90)
 
 
 class StaleRun(Exception):
@@ -49,6 +62,32 @@ class FoundFace:
     score: float
     quality: float
     embedding: np.ndarray
+    crop: bytes = field(repr=False, default=b"")
+
+
+@dataclass
+class Detected:
+    """What ``detecting`` leaves: per sampled picture, its detections."""
+
+    frames: list  # media_services.VideoFrame without pixels for videos; the photo's one entry
+    detections: list  # engine Detections, one per frame
+    tag_image: np.ndarray | None = None
+    thumbnails: list = field(default_factory=list)  # tiny frames, for scene cuts (videos)
+    image: np.ndarray | None = None  # the photo's pixels
+
+    @property
+    def face_count(self) -> int:
+        return sum(len(d) for d in self.detections)
+
+
+@dataclass
+class Prepared:
+    """What ``enhancing`` leaves: every face's chip (in a temporary file), quality and crop."""
+
+    chips: np.ndarray  # (N, 3, 150, 150) uint8, a memmap for videos
+    quality: np.ndarray
+    crops: list[bytes]
+    frames: dict[int, bytes] = field(default_factory=dict)  # frame index → small JPEG (videos)
 
 
 def run(job: Job) -> None:
@@ -57,79 +96,191 @@ def run(job: Job) -> None:
     engine = inference.face_engine()
     job.model_version = engine.model_version
     job.save(update_fields=["model_version", "updated_at"])
+    is_video = asset.kind == Asset.Kind.VIDEO
 
     job.advance(Stage.DETECTING)
-    if asset.kind == Asset.Kind.VIDEO:
-        found, tag_image = _analyze_video(job, engine)
-    else:
-        found, tag_image = _analyze_photo(job, engine)
+    detected = _detect_video(job, engine) if is_video else _detect_photo(job, engine)
 
-    job.advance(Stage.RECOGNIZING)
-    tags, image_embedding = inference.image_tagger().tag_and_embed([tag_image], top_k=TAGS_PER_IMAGE)
-    _save_results(job, attempt, found, tags[0], image_embedding[0], engine.model_version)
-
-
-def _analyze_photo(job: Job, engine) -> tuple[list[FoundFace], np.ndarray]:
-    image = media_services.load_image(job.asset)
-    detections = engine.detect([image])
     job.advance(Stage.ENHANCING)
-    prepared = engine.prepare([image], detections)
-    faces = engine.describe(detections, prepared)[0]
-    return [FoundFace(None, None, f.box, f.landmarks, f.score, f.quality, f.embedding) for f in faces], image
+    with tempfile.TemporaryDirectory(prefix="sightline-chips-") as scratch:
+        prepared = (_enhance_video(job, engine, detected, scratch) if is_video
+                    else _enhance_photo(engine, detected))
+
+        job.advance(Stage.RECOGNIZING)
+        embeddings = _embed(job, engine, prepared.chips)
+    found = _found_faces(detected, prepared, embeddings)
+    tracks = _tracks(detected, found) if is_video else None
+    tags, image_embedding = inference.image_tagger().tag_and_embed([detected.tag_image], top_k=TAGS_PER_IMAGE)
+    _save_results(job, attempt, found, tracks, prepared.frames, tags[0], image_embedding[0], engine.model_version)
 
 
-def _analyze_video(job: Job, engine) -> tuple[list[FoundFace], np.ndarray]:
-    asset = job.asset
-    every = settings.SIGHTLINE_VIDEO_SAMPLE_SECONDS
-    limit = settings.SIGHTLINE_VIDEO_MAX_FRAMES
-    expected = max(1, min(limit, int((asset.duration_seconds or every) / every) + 1))
-    batch_size = settings.SIGHTLINE_VIDEO_FRAME_BATCH
-    found: list[FoundFace] = []
-    tag_image = None
-    batch: list[media_services.VideoFrame] = []
-    processed = 0
+# --- detecting ---------------------------------------------------------------------------------
+
+
+def _detect_photo(job: Job, engine) -> Detected:
+    image = media_services.load_image(job.asset)
+    frame = media_services.VideoFrame(index=None, timestamp=None, image=None)
+    return Detected([frame], engine.detect([image]), tag_image=image, image=image)
+
+
+def _video_frames(asset):
+    every = 1.0 / settings.SIGHTLINE_VIDEO_FPS
+    return media_services.iter_video_frames(asset, every_seconds=every, max_frames=settings.SIGHTLINE_VIDEO_MAX_FRAMES)
+
+
+def _expected_frames(asset) -> int:
+    duration = asset.duration_seconds or 0
+    return max(1, min(settings.SIGHTLINE_VIDEO_MAX_FRAMES, int(duration * settings.SIGHTLINE_VIDEO_FPS) + 1))
+
+
+def _in_span(span: tuple[int, int], done: int, total: int) -> int:
+    return span[0] + int((span[1] - span[0]) * min(1.0, done / max(1, total)))
+
+
+def _detect_video(job: Job, engine) -> Detected:
+    detected = Detected([], [])
+    expected = _expected_frames(job.asset)
+    batch: list = []
 
     def flush():
-        nonlocal processed
-        images = [frame.image for frame in batch]
-        detections = engine.detect(images)
-        prepared = engine.prepare(images, detections)
-        for frame, faces in zip(batch, engine.describe(detections, prepared)):
-            found.extend(
-                FoundFace(frame.index, frame.timestamp, f.box, f.landmarks, f.score, f.quality, f.embedding)
-                for f in faces
-            )
-        processed += len(batch)
+        for frame, found in zip(batch, engine.detect([f.image for f in batch])):
+            detected.frames.append(media_services.VideoFrame(frame.index, frame.timestamp, None))
+            detected.detections.append(found)
         batch.clear()
-        job.report_progress(10 + int(50 * min(1.0, processed / expected)))
+        job.report_progress(_in_span(DETECTING_SPAN, len(detected.frames), expected))
 
-    for frame in media_services.iter_video_frames(asset, every_seconds=every, max_frames=limit):
-        if tag_image is None:
-            tag_image = frame.image
+    for frame in _video_frames(job.asset):
+        if detected.tag_image is None:
+            detected.tag_image = frame.image
+        detected.thumbnails.append(_small(frame.image, SCENE_THUMB_SIDE))
         batch.append(frame)
-        if len(batch) >= batch_size:
+        if len(batch) >= settings.SIGHTLINE_VIDEO_FRAME_BATCH:
             flush()
     if batch:
         flush()
-    job.advance(Stage.ENHANCING)
-    return found, tag_image
+    return detected
 
 
-def _save_results(job, attempt, found, tags, image_embedding, model_version) -> None:
+def _small(image: np.ndarray, side: int) -> np.ndarray:
+    picture = Image.fromarray(image)
+    picture.thumbnail((side, side), Image.Resampling.BILINEAR)
+    return np.asarray(picture)
+
+
+# --- enhancing ---------------------------------------------------------------------------------
+
+
+def _crops(image: np.ndarray, detections) -> list[bytes]:
+    crops = []
+    for box in detections.boxes:
+        try:
+            crops.append(media_services.crop_jpeg(image, box))
+        except ValueError:
+            crops.append(b"")  # a box outside the picture: no crop, the face stays
+    return crops
+
+
+def _enhance_photo(engine, detected: Detected) -> Prepared:
+    prepared = engine.prepare([detected.image], detected.detections)
+    crops = _crops(detected.image, detected.detections[0])
+    return Prepared(engine.chips_uint8(prepared), prepared.quality, crops)
+
+
+def _enhance_video(job: Job, engine, detected: Detected, scratch: str) -> Prepared:
+    """Decode the sampled frames again; align, correct and score the faces of those with faces.
+    Chips go to a temporary file, so a long video's faces never sit in memory together."""
+    total = detected.face_count
+    chips = np.lib.format.open_memmap(f"{scratch}/chips.npy", mode="w+", dtype=np.uint8,
+                                      shape=(total, 3, 150, 150)) if total else np.zeros((0, 3, 150, 150), np.uint8)
+    quality = np.zeros(total, np.float32)
+    crops: list[bytes] = []
+    frames: dict[int, bytes] = {}
+    wanted = {frame.index: found for frame, found in zip(detected.frames, detected.detections) if len(found)}
+    batch: list = []
+    offset = 0
+
+    def flush():
+        nonlocal offset
+        found = [wanted[frame.index] for frame in batch]
+        prepared = engine.prepare([frame.image for frame in batch], found)
+        count = len(prepared.quality)
+        chips[offset:offset + count] = engine.chips_uint8(prepared)
+        quality[offset:offset + count] = prepared.quality
+        for frame, detections in zip(batch, found):
+            crops.extend(_crops(frame.image, detections))
+            frames[frame.index] = media_services.make_thumbnail(frame.image, side=FRAME_SIDE)
+        offset += count
+        batch.clear()
+        job.report_progress(_in_span(ENHANCING_SPAN, offset, total))
+
+    if wanted:
+        for frame in _video_frames(job.asset):
+            if frame.index in wanted:
+                batch.append(frame)
+                if len(batch) >= settings.SIGHTLINE_VIDEO_FRAME_BATCH:
+                    flush()
+        if batch:
+            flush()
+    if offset != total:
+        raise RuntimeError(f"the video decoded differently the second time ({offset} of {total} faces)")
+    return Prepared(chips, quality, crops, frames)
+
+
+# --- recognizing -------------------------------------------------------------------------------
+
+
+def _embed(job: Job, engine, chips: np.ndarray) -> np.ndarray:
+    embeddings = np.zeros((len(chips), 128), np.float32)
+    for start in range(0, len(chips), EMBED_BATCH):
+        embeddings[start:start + EMBED_BATCH] = engine.embed_prepared(chips[start:start + EMBED_BATCH])
+        if len(chips) > EMBED_BATCH:
+            job.report_progress(_in_span(RECOGNIZING_SPAN, start + EMBED_BATCH, len(chips)))
+    return embeddings
+
+
+def _found_faces(detected: Detected, prepared: Prepared, embeddings: np.ndarray) -> list[FoundFace]:
+    found, i = [], 0
+    for frame, detections in zip(detected.frames, detected.detections):
+        for k in range(len(detections)):
+            found.append(FoundFace(
+                frame.index, frame.timestamp, tuple(float(v) for v in detections.boxes[k]),
+                detections.landmarks[k].copy(), float(detections.scores[k]), float(prepared.quality[i]),
+                embeddings[i], prepared.crops[i],
+            ))
+            i += 1
+    return found
+
+
+def _tracks(detected: Detected, found: list[FoundFace]) -> list[Track]:
+    sample_of = {frame.index: n for n, frame in enumerate(detected.frames)}
+    faces = [SampledFace(sample_of[f.frame_index], f.timestamp, f.box, f.embedding, f.quality) for f in found]
+    return track_faces(faces, cuts=scene_cuts(detected.thumbnails))
+
+
+def _save_results(job, attempt, found, tracks, frames, tags, image_embedding, model_version) -> None:
     asset = job.asset
-    with transaction.atomic():
-        current = Job.objects.select_for_update().get(pk=job.pk)
-        if current.attempts != attempt or current.is_finished:
-            raise StaleRun(f"job {job.pk}: attempt {attempt} superseded (now {current.attempts}, {current.stage})")
-        unknown = face_results.store_faces(job, found, model_version)
-        clustering.cluster_new_faces(asset.owner_id, [face.pk for face in unknown])
-        ImageTag.objects.filter(asset=asset).delete()
-        ImageTag.objects.bulk_create(
-            ImageTag(asset=asset, label=label, probability=float(p), rank=rank) for rank, (label, p) in enumerate(tags)
-        )
-        ImageEmbedding.objects.update_or_create(
-            asset=asset,
-            defaults={"embedding": image_embedding, "model_version": inference.image_tagger().model_id},
-        )
-        job.advance(Stage.COMPLETED)
-    logger.info("asset processed", extra={"job": job.pk, "asset": asset.pk, "faces": len(found)})
+    written: list = []
+    try:
+        with transaction.atomic():
+            current = Job.objects.select_for_update().get(pk=job.pk)
+            if current.attempts != attempt or current.is_finished:
+                raise StaleRun(f"job {job.pk}: attempt {attempt} superseded (now {current.attempts}, {current.stage})")
+            unknown = face_results.store_faces(job, found, model_version, tracks=tracks, frames=frames,
+                                               written=written)
+            clustering.cluster_new_faces(asset.owner_id, [face.pk for face in unknown])
+            face_results.follow_tracks(asset)
+            ImageTag.objects.filter(asset=asset).delete()
+            ImageTag.objects.bulk_create(
+                ImageTag(asset=asset, label=label, probability=float(p), rank=rank)
+                for rank, (label, p) in enumerate(tags)
+            )
+            ImageEmbedding.objects.update_or_create(
+                asset=asset,
+                defaults={"embedding": image_embedding, "model_version": inference.image_tagger().model_id},
+            )
+            job.advance(Stage.COMPLETED)
+    except BaseException:
+        face_results.delete_files(written)  # the rows that would name them were rolled back
+        raise
+    logger.info("asset processed", extra={"job": job.pk, "asset": asset.pk, "faces": len(found),
+                                          "appearances": len(tracks) if tracks is not None else None})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Prefetch, prefetch_related_objects
-from django.http import HttpResponse
+from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
@@ -130,13 +130,16 @@ class FaceViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveMode
     @extend_schema(
         tags=["faces"],
         summary="The face as a JPEG crop",
-        description="Cropped with a margin from the photo, or from the sampled video frame the face was found in.",
+        description="The face with a margin, as the pipeline stored it when it found the face (404 "
+                    "`face_unavailable` for a face found before crops were stored: re-run its photo).",
         responses=JPEG,
     )
     @action(detail=True, methods=["get"])
     def crop(self, request, pk=None):
         face = self.get_object()
-        return browser_cached(HttpResponse(matching.face_crop_jpeg(face), content_type="image/jpeg"))
+        if not face.crop:
+            raise matching.FaceUnavailable("No crop is stored for this face yet: re-run its photo or video.")
+        return browser_cached(FileResponse(face.crop.open("rb"), content_type="image/jpeg"))
 
     @extend_schema(
         tags=["faces"],

@@ -136,6 +136,18 @@ class FaceEngine:
             embeddings = self.embedder.embed_tensor(prepared.chips).float().cpu().numpy()
         return self._assemble(detections, prepared.quality, embeddings)
 
+    def embed_prepared(self, chips: np.ndarray) -> np.ndarray:
+        """(N, 3, 150, 150) uint8 chips as ``prepare`` made them (kept between the steps, as a
+        video's are) → (N, 128) float32."""
+        with torch.inference_mode():
+            tensor = torch.as_tensor(np.ascontiguousarray(chips), device=self.device).float()
+            return self.embedder.embed_tensor(tensor).float().cpu().numpy()
+
+    @staticmethod
+    def chips_uint8(prepared: PreparedFaces) -> np.ndarray:
+        """``prepared``'s chips as (N, 3, 150, 150) uint8, to keep off the device."""
+        return prepared.chips.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
         """(N, 150, 150, 3) uint8 RGB dlib-style chips → (N, 128) float32."""
         return self.embedder.embed(chips)

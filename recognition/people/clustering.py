@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection, connections, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
-from recognition import search
+from recognition import face_results, search
 from recognition.models import Decider, Face, FaceRejection, Subject
 
 # pg_advisory_xact_lock(namespace, owner id): "clustering this owner's faces".
@@ -81,9 +81,13 @@ def cluster_new_faces(owner_id: int, face_ids: list[int]) -> int:
         if not faces:
             return 0
         near = search.face_neighbours(owner_id, [f.pk for f in faces], neighbours_per_face(), distance())
+        neighbours = Face.objects.filter(pk__in={o for pairs in near.values() for o, _ in pairs})
+        # Faces of a video track other than its best follow the best one: never seeds.
+        followers = set(neighbours.filter(appearance__isnull=False).exclude(appearance__best_face=F("pk"))
+                        .values_list("pk", flat=True))
         known = {
             row[0]: row[1:]
-            for row in Face.objects.filter(pk__in={o for pairs in near.values() for o, _ in pairs}).values_list(
+            for row in neighbours.exclude(pk__in=followers).values_list(
                 "pk", "asset_id", "frame_index", "subject_id", "subject__name", "decided_by")
         }
         rejected = _rejections([f.pk for f in faces])
@@ -176,8 +180,11 @@ def recluster(owner_id: int, full: bool = False,
     with transaction.atomic():
         _lock_owner(owner_id)
         waiting = Q(subject__isnull=True, decided_by=Decider.AUTO) | Q(subject__name="")
+        # A video track counts once: by its best face, which the track follows afterwards.
+        follower = Q(appearance__isnull=False) & ~Q(appearance__best_face=F("pk"))
         nodes = {
             row.pk: row for row in Face.objects.filter(waiting, owner_id=owner_id, dismissed=False)
+            .exclude(follower)
             .order_by("pk").values_list("pk", "asset_id", "frame_index", "quality", "subject_id", "decided_by",
                                         named=True)
         }
@@ -196,6 +203,7 @@ def recluster(owner_id: int, full: bool = False,
         groups = _dbscan(nodes, fixed, near, rejected)
         assignment = _name_groups(owner_id, nodes, groups, rejected, result)
         result.changed = _write(nodes, assignment)
+        face_results.follow_tracks(owner_id=owner_id)
         _, deleted = Subject.objects.filter(owner_id=owner_id, name="", faces__isnull=True).delete()
         result.removed = deleted.get(Subject._meta.label, 0)
         result.clustered = sum(1 for subject_id in assignment.values() if subject_id is not None)

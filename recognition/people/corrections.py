@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from config.refusals import Refusal
@@ -57,29 +57,48 @@ def _check_same_owner(face: Face, subject: Subject | None) -> None:
         raise Refusal("This person belongs to someone else.", "foreign_subject")
 
 
-def _confirm(face: Face, subject: Subject, now) -> None:
-    """``face`` is ``subject``, on a person's word (fields only; the caller saves)."""
-    face.subject = subject
-    face.decided_by = Decider.HUMAN
-    face.decided_at = now
-    face.dismissed = False
-    face.match_distance = None
-    face.is_example = teaches(face)
+def track_of(face: Face) -> list[Face]:
+    """The faces a decision about ``face`` covers: its whole appearance (a video track, whose
+    faces are one person), or itself. ``face`` comes first."""
+    if not face.appearance_id:
+        return [face]
+    return [face, *Face.objects.filter(appearance_id=face.appearance_id).exclude(pk=face.pk)]
+
+
+def _teacher(faces: list[Face]) -> Face:
+    """The one face of a track that teaches recognition: its appearance's best face."""
+    best_id = faces[0].appearance.best_face_id if faces[0].appearance_id else None
+    return next((f for f in faces if f.pk == best_id), faces[0])
+
+
+def _confirm(faces: list[Face], subject: Subject, now) -> None:
+    """These faces are ``subject``, on a person's word; the clear best one teaches (saved)."""
+    teacher = _teacher(faces)
+    for face in faces:
+        face.subject = subject
+        face.decided_by = Decider.HUMAN
+        face.decided_at = now
+        face.dismissed = False
+        face.match_distance = None
+        face.is_example = face is teacher and teaches(face)
+    Face.objects.bulk_update(faces, CONFIRM_FIELDS)
 
 
 CONFIRM_FIELDS = ["subject", "decided_by", "decided_at", "dismissed", "match_distance", "is_example"]
 
 
 def name_face(face: Face, subject: Subject) -> Face:
-    """"This is ``subject``." A "not this person" for that person is withdrawn, and the face
-    teaches at once: the owner's automatic unknown faces it now recognises become that person."""
+    """"This is ``subject``" (a video face: its whole track). A "not this person" for that
+    person is withdrawn, and the face teaches at once: the owner's automatic unknown faces it
+    now recognises become that person."""
     _check_same_owner(face, subject)
     with transaction.atomic():
-        _confirm(face, subject, timezone.now())
-        face.save(update_fields=CONFIRM_FIELDS)
-        FaceRejection.objects.filter(face=face, subject=subject).delete()
-        if face.is_example and subject.is_named:
-            recognise_alike(face)
+        faces = track_of(face)
+        _confirm(faces, subject, timezone.now())
+        FaceRejection.objects.filter(face__in=faces, subject=subject).delete()
+        teacher = _teacher(faces)
+        if teacher.is_example and subject.is_named:
+            recognise_alike(teacher)
     return face
 
 
@@ -90,7 +109,8 @@ TEACHING_EXAMPLES = 20  # a cluster just named teaches from its clearest faces
 def recognise_alike(example: Face) -> int:
     """Match the owner's stored automatic faces that look like ``example`` (unknown, or in a
     person without a name) again, now that it teaches its person: those whose best match is
-    that person join them. Returns how many did. People without a name left empty go."""
+    that person join them (with their tracks). Returns how many did. People without a name
+    left empty go."""
     near = search.similar_faces(example.owner_id, example.embedding, limit=NEAREST_TO_TEACH,
                                 max_distance=search.default_threshold(), exclude_id=example.pk)
     candidates = [f for f in near if f.decided_by == Decider.AUTO and f.subject_id != example.subject_id]
@@ -100,81 +120,99 @@ def recognise_alike(example: Face) -> int:
     for face in candidates:
         if face.subject_id is not None and face.subject_id not in unnamed:
             continue  # recognised as another named person: matching decided, not this
+        if face.subject_id == example.subject_id:
+            continue  # joined already, with its track
         match = best_match(face)
         if match is not None and match.subject_id == example.subject_id:
             emptied.add(face.subject_id)
-            face.subject_id, face.match_distance = match.subject_id, match.distance
-            face.save(update_fields=["subject", "match_distance"])
-            joined += 1
+            joined += _assign_auto(track_of(face), match.subject_id, match.distance)
     Subject.objects.filter(pk__in=emptied - {None}, name="", faces__isnull=True).delete()
     return joined
+
+
+def _assign_auto(faces: list[Face], subject_id: int | None, distance: float | None) -> int:
+    """The automatic, shown faces among ``faces`` get this person (a match, or clustering's)."""
+    auto = [f for f in faces if f.decided_by == Decider.AUTO and not f.dismissed]
+    for face in auto:
+        face.subject_id, face.match_distance = subject_id, distance
+    Face.objects.bulk_update(auto, ["subject", "match_distance"])
+    return len(auto)
 
 
 def mark_unknown(face: Face) -> Face:
     """"I don't know who this is." Its person, if any, gets a "not this person" too."""
     with transaction.atomic():
-        if face.subject_id is not None:
-            FaceRejection.objects.get_or_create(face=face, subject_id=face.subject_id)
-        face.subject = None
-        face.decided_by = Decider.HUMAN
-        face.decided_at = timezone.now()
-        face.match_distance = None
-        face.is_example = False
-        face.save(update_fields=["subject", "decided_by", "decided_at", "match_distance", "is_example"])
+        faces = track_of(face)
+        FaceRejection.objects.bulk_create(
+            [FaceRejection(face=f, subject_id=f.subject_id) for f in faces if f.subject_id], ignore_conflicts=True)
+        now = timezone.now()
+        for f in faces:
+            f.subject, f.decided_by, f.decided_at, f.match_distance, f.is_example = None, Decider.HUMAN, now, None, False
+        Face.objects.bulk_update(faces, ["subject", "decided_by", "decided_at", "match_distance", "is_example"])
     return face
 
 
 def reject_face(face: Face, subject: Subject | None = None) -> Face:
-    """"Not this person" (default: the face's current person). The face is matched again
-    without that person, then clustered, else left unknown."""
+    """"Not this person" (default: the face's current person). The face (its track) is matched
+    again without that person, then clustered, else left unknown."""
     subject = subject or face.subject
     if subject is None:
         raise Refusal("This face is nobody's yet: there is no person to take it away from.", "no_subject")
     _check_same_owner(face, subject)
     with transaction.atomic():
-        FaceRejection.objects.get_or_create(face=face, subject=subject)
+        faces = track_of(face)
+        FaceRejection.objects.bulk_create([FaceRejection(face=f, subject=subject) for f in faces],
+                                          ignore_conflicts=True)
         if face.subject_id == subject.pk:
-            _release(face)
+            _release([f for f in faces if f.subject_id == subject.pk])
             reassign(face)
     return face
 
 
 def dismiss_face(face: Face) -> Face:
-    """"Not a face": hidden, and never matched or clustered again, re-runs included."""
+    """"Not a face" (a video face: its whole track): hidden, and never matched or clustered
+    again, re-runs included."""
     with transaction.atomic():
-        face.subject = None
-        face.dismissed = True
-        face.is_example = False
-        face.match_distance = None
-        face.decided_by = Decider.HUMAN
-        face.decided_at = timezone.now()
-        face.save(update_fields=["subject", "dismissed", "is_example", "match_distance", "decided_by", "decided_at"])
+        faces = track_of(face)
+        now = timezone.now()
+        for f in faces:
+            f.subject, f.dismissed, f.is_example, f.match_distance = None, True, False, None
+            f.decided_by, f.decided_at = Decider.HUMAN, now
+        Face.objects.bulk_update(faces, ["subject", "dismissed", "is_example", "match_distance", "decided_by",
+                                         "decided_at"])
     return face
 
 
 def restore_face(face: Face) -> Face:
-    """Undo "not a face": the face is matched and clustered like a new one."""
+    """Undo "not a face": the face (its track) is matched and clustered like a new one."""
     with transaction.atomic():
-        face.dismissed = False
-        _release(face)
+        _release(track_of(face))
         reassign(face)
     return face
 
 
-def _release(face: Face) -> None:
-    """Back to an automatic unknown face (saved)."""
-    face.subject = None
-    face.is_example = False
-    face.match_distance = None
-    face.decided_by = Decider.AUTO
-    face.decided_at = None
-    face.save(update_fields=["subject", "is_example", "match_distance", "decided_by", "decided_at", "dismissed"])
+def _release(faces: list[Face]) -> None:
+    """Back to automatic unknown faces (saved)."""
+    for face in faces:
+        face.subject, face.is_example, face.match_distance, face.dismissed = None, False, None, False
+        face.decided_by, face.decided_at = Decider.AUTO, None
+    Face.objects.bulk_update(faces, ["subject", "is_example", "match_distance", "decided_by", "decided_at",
+                                     "dismissed"])
 
 
 def best_match(face: Face) -> search.Candidate | None:
-    """Who one stored face is by matching, leaving out the people it was rejected from and
-    the people already in its picture."""
-    excluded = set(face.rejections.values_list("subject_id", flat=True))
+    """Who one stored face is by matching (a video face: its track, by the vote of its faces),
+    leaving out the people it was rejected from and the people already in its picture."""
+    from recognition import face_results
+
+    faces = track_of(face)
+    excluded = set(FaceRejection.objects.filter(face__in=faces).values_list("subject_id", flat=True))
+    if face.appearance_id:
+        shown = [f for f in faces if not f.dismissed]
+        embeddings = np.stack([np.asarray(f.embedding, dtype=np.float32) for f in shown])
+        per_face = dict(zip((f.pk for f in shown), search.nearest_subjects(face.owner_id, embeddings)))
+        votes = face_results.track_votes(shown, per_face, excluded)
+        return votes[0] if votes else None
     in_picture = Face.objects.filter(asset_id=face.asset_id, frame_index=face.frame_index, dismissed=False,
                                      subject__isnull=False).exclude(pk=face.pk)
     taken = {(0, subject_id) for subject_id in in_picture.values_list("subject_id", flat=True)}
@@ -183,16 +221,19 @@ def best_match(face: Face) -> search.Candidate | None:
 
 
 def reassign(face: Face) -> None:
-    """Match one automatic unknown face against the owner's people; failing that, try clustering."""
+    """Match one automatic unknown face (its track) against the owner's people; failing
+    that, try clustering (by the track's best face, which the track then follows)."""
+    from recognition import face_results
     from recognition.people import clustering
 
     match = best_match(face)
     if match is not None:
-        face.subject_id = match.subject_id
-        face.match_distance = match.distance
-        face.save(update_fields=["subject", "match_distance"])
+        _assign_auto(track_of(face), match.subject_id, match.distance)
         return
-    clustering.cluster_new_faces(face.owner_id, [face.pk])
+    teacher = _teacher(track_of(face))
+    clustering.cluster_new_faces(face.owner_id, [teacher.pk])
+    if face.appearance_id:
+        face_results.follow_tracks(face.asset)
 
 
 # --- people ---------------------------------------------------------------------------------
@@ -250,11 +291,15 @@ def rename_person(subject: Subject, name: str) -> Subject:
 
 
 def _confirm_all(faces, subject: Subject) -> int:
+    """A person's word for these faces as a group; the clear ones teach, one per video track."""
     now = timezone.now()
-    common = {"subject": subject, "decided_by": Decider.HUMAN, "decided_at": now, "match_distance": None}
-    clear = faces.filter(quality__gte=min_quality()).update(**common, is_example=True)
-    unclear = faces.filter(quality__lt=min_quality()).update(**common, is_example=False)
-    return clear + unclear
+    pks = list(faces.values_list("pk", flat=True))
+    moved = Face.objects.filter(pk__in=pks).update(subject=subject, decided_by=Decider.HUMAN, decided_at=now,
+                                                   match_distance=None, is_example=False)
+    teachers = Face.objects.filter(pk__in=pks, quality__gte=min_quality()).filter(
+        Q(appearance__isnull=True) | Q(appearance__best_face=F("pk")))
+    teachers.update(is_example=True)
+    return moved
 
 
 @dataclass(frozen=True)

@@ -41,10 +41,16 @@ def make_asset(owner, seed: int = 0, name: str = "beach.jpg", stage: str = "comp
 
 
 def make_face(asset, subject=None, box=(12, 8, 60, 56), quality=0.8, **fields) -> Face:
-    return Face.objects.create(
+    from django.core.files.base import ContentFile
+
+    from tests.integration.recognition.api_helpers import crop_bytes
+
+    face = Face.objects.create(
         asset=asset, owner_id=asset.owner_id, box=list(box), landmarks=[[20, 20]] * 5, score=0.99, quality=quality,
         embedding=np.full(128, 0.05, dtype=np.float32), model_version="test", subject=subject, **fields,
     )
+    face.crop.save("crop.jpg", ContentFile(crop_bytes()))
+    return face
 
 
 def logged_in(user, enforce_csrf=False) -> Client:

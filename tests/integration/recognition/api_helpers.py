@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
@@ -40,13 +41,25 @@ def unit_vector(seed: int) -> np.ndarray:
     return vector / np.linalg.norm(vector) * 0.5
 
 
+def crop_bytes() -> bytes:
+    """A small JPEG standing in for the crop the pipeline stores with a face."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 40), (120, 90, 70)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
 def make_face(asset, *, embedding=None, subject=None, is_example=False, box=(10, 8, 40, 44), quality=0.8,
-              model_version="test", **fields) -> Face:
-    return Face.objects.create(
+              model_version="test", with_crop=True, **fields) -> Face:
+    """A face as the pipeline stores one, with a crop (``with_crop=False``: one found before
+    crops were stored)."""
+    face = Face.objects.create(
         asset=asset, owner_id=asset.owner_id, box=list(box), landmarks=[[20, 20]] * 5, score=0.99, quality=quality,
         embedding=unit_vector(0) if embedding is None else embedding, model_version=model_version, subject=subject,
         is_example=is_example, **fields,
     )
+    if with_crop:
+        face.crop.save("crop.jpg", ContentFile(crop_bytes()))
+    return face
 
 
 def enrolled_photo(owner, photo_name: str, subject_name: str) -> dict:

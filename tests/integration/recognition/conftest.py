@@ -29,7 +29,10 @@ def _empty_queues():
         for registry in (queue.started_job_registry, queue.failed_job_registry, queue.finished_job_registry,
                          queue.scheduled_job_registry, queue.deferred_job_registry):
             for job_id in registry.get_job_ids():
-                registry.remove(job_id, delete_job=True)
+                try:
+                    registry.remove(job_id, delete_job=True)
+                except NotImplementedError:  # rq 3's started registry (a run killed mid-job left it)
+                    queue.connection.zrem(registry.key, job_id)
     yield
 
 

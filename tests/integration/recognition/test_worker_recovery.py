@@ -27,7 +27,7 @@ def test_killed_worker_job_completes_once_on_a_new_worker(user, faces_dir, setti
     video = faces_dir / "videos" / "facenet_video.mp4"
     outcome = services.upload(user, SimpleUploadedFile(video.name, video.read_bytes()))
     job_id = outcome.job.pk
-    env = {"MEDIA_ROOT": str(tmp_path), "SIGHTLINE_VIDEO_FRAME_BATCH": "1", "SIGHTLINE_VIDEO_SAMPLE_SECONDS": "0.5"}
+    env = {"MEDIA_ROOT": str(tmp_path), "SIGHTLINE_VIDEO_FRAME_BATCH": "1", "SIGHTLINE_VIDEO_FPS": "2"}
 
     first = start_worker_process("inference", extra_env=env)
     try:
