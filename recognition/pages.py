@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from accounts.ownership import owned_by
 from media.models import Asset
-from recognition.models import STAGE_PROGRESS, Face, Job, Subject, with_latest_job
+from recognition.models import STAGE_PROGRESS, Appearance, Face, Job, Subject, with_latest_job
 
 PIPELINE_STAGES = [str(stage) for stage in STAGE_PROGRESS if stage != "completed"]
 
@@ -120,5 +120,64 @@ def faces_of(asset) -> list[Face]:
 
 
 def faces_of_person(subject: Subject) -> QuerySet:
-    """A person's faces, examples and clearest first, each with its photo."""
-    return subject.faces.shown().select_related("asset").order_by("-is_example", "-decided_by", "-quality", "-id")
+    """A person's faces, examples and clearest first, each with its photo; a video track shows
+    once, by its best face (its appearances are listed on their own)."""
+    follower = Q(appearance__isnull=False) & ~Q(appearance__best_face=F("pk"))
+    return (subject.faces.shown().exclude(follower).select_related("asset", "appearance")
+            .order_by("-is_example", "-decided_by", "-quality", "-id"))
+
+
+def appearances_of_person(subject: Subject) -> QuerySet:
+    return (Appearance.objects.of_person(subject.pk).filter(best_face__dismissed=False)
+            .select_related("asset", "best_face").order_by("asset__original_name", "asset_id", "start_seconds"))
+
+
+@dataclass(frozen=True)
+class TimelineBar:
+    appearance: object
+    left: str  # percent of the video
+    width: str
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    """One person's row of the video timeline (everyone not recognised shares a row)."""
+
+    subject: Subject | None
+    label: str
+    bars: list[TimelineBar]
+
+
+MIN_BAR_SECONDS = 0.5  # a face seen in a single sampled frame still gets a visible bar
+
+
+def video_timeline(asset, appearances) -> list[TimelineRow]:
+    """Rows of who appears when: named people A to Z, people without a name, then the rest."""
+    duration = max(asset.duration_seconds or 0.0, max((a.end_seconds for a in appearances), default=0.0), 0.001)
+
+    def bar(appearance) -> TimelineBar:
+        start = min(appearance.start_seconds, duration)
+        width = max(appearance.end_seconds - appearance.start_seconds, MIN_BAR_SECONDS)
+        return TimelineBar(appearance, f"{100 * start / duration:.3f}%",
+                           f"{100 * min(width, duration - start) / duration:.3f}%")
+
+    rows: dict[object, list] = {}
+    for appearance in appearances:
+        rows.setdefault(appearance.subject.pk if appearance.subject else None, []).append(appearance)
+    named = sorted((k for k in rows if k is not None and rows[k][0].subject.is_named),
+                   key=lambda k: rows[k][0].subject.name.lower())
+    unnamed = [k for k in rows if k is not None and not rows[k][0].subject.is_named]
+    ordered = [*named, *unnamed, *([None] if None in rows else [])]
+    return [
+        TimelineRow(rows[k][0].subject if k is not None else None,
+                    rows[k][0].subject.display_name if k is not None else "Not recognised",
+                    [bar(a) for a in rows[k]])
+        for k in ordered
+    ]
+
+
+def video_face_boxes(asset, appearances) -> list[dict]:
+    """Every shown face of the video with its time and box, for drawing over the playing video."""
+    labels = {a.pk: (a.subject.display_name if a.subject else "unknown") for a in appearances}
+    faces = asset.faces.shown().filter(appearance_id__in=labels).values("timestamp", "box", "appearance_id")
+    return [{"t": f["timestamp"], "box": f["box"], "label": labels[f["appearance_id"]]} for f in faces]

@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from media.models import Asset
-from recognition.models import Decider, Face, ImageTag, Job, Subject, latest_job
+from recognition.models import Appearance, Decider, Face, ImageTag, Job, Subject, latest_job
 
 MAX_CANDIDATES = 20
 MAX_THRESHOLD = 2.0  # dlib descriptors are unit-ish vectors: no two are further apart than this
@@ -367,3 +367,34 @@ class SimilarAssetSerializer(serializers.Serializer):
         if not similar.asset.thumbnail:
             return None
         return absolute(self.context.get("request"), reverse("asset-thumbnail", args=[similar.asset.pk]))
+
+
+# --- appearances ---------------------------------------------------------------------------
+
+
+class AppearanceSerializer(serializers.ModelSerializer):
+    """One person's track through one video."""
+
+    subject = SubjectRefSerializer(source="best_face.subject", read_only=True, allow_null=True)
+    best_face = serializers.PrimaryKeyRelatedField(read_only=True)
+    best_face_crop_url = serializers.SerializerMethodField()
+    frame_url = serializers.SerializerMethodField()
+    decided_by = serializers.CharField(source="best_face.decided_by", read_only=True)
+
+    class Meta:
+        model = Appearance
+        fields = ("id", "asset", "start_seconds", "end_seconds", "face_count", "subject", "decided_by", "best_face",
+                  "best_face_crop_url", "frame_url", "created_at")
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_best_face_crop_url(self, appearance) -> str | None:
+        if not appearance.best_face_id:
+            return None
+        return absolute(self.context.get("request"), reverse("face-crop", args=[appearance.best_face_id]))
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_frame_url(self, appearance) -> str | None:
+        if not appearance.frame:
+            return None
+        return absolute(self.context.get("request"), reverse("appearance-frame", args=[appearance.pk]))

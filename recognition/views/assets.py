@@ -3,6 +3,7 @@ them, tags, processing; and re-running it."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,20 +18,47 @@ from recognition.models import latest_job
 @require_GET
 def asset_detail(request, asset_id):
     asset = get_object_or_404(pages.assets_with_latest_job(request.user), pk=asset_id)
-    faces = pages.faces_of(asset)
-    shown = [face for face in faces if not face.dismissed]
     job = latest_job(asset)
-    return render(request, "recognition/asset.html", {
+    context = {
         "asset": asset,
         "job": job,
         "jobs": asset.jobs_newest_first,
         "timings": pages.stage_timings(job),
-        "faces": shown,
-        "dismissed": [face for face in faces if face.dismissed],
-        "boxes": pages.face_boxes(asset, shown),
         "tags": asset.tags.all(),
         "people": pages.people_to_choose(asset.owner_id),
-    })
+        "start_at": _seconds(request.GET.get("t")),
+    }
+    if asset.is_video:
+        # One item per track (its best face): a decision about it is one about the whole track.
+        appearances = list(asset.appearances.select_related("best_face__subject", "best_face__appearance")
+                           .prefetch_related("best_face__rejections").order_by("start_seconds", "id"))
+        shown = [a for a in appearances if a.best_face and not a.best_face.dismissed]
+        context.update({
+            "appearances": shown,
+            "faces": [a.best_face for a in shown],
+            "dismissed": [a.best_face for a in appearances if a.best_face and a.best_face.dismissed],
+            "timeline": pages.video_timeline(asset, shown),
+            "video_faces": pages.video_face_boxes(asset, shown),
+            "sample_seconds": 1 / settings.SIGHTLINE_VIDEO_FPS,
+        })
+    else:
+        faces = pages.faces_of(asset)
+        shown = [face for face in faces if not face.dismissed]
+        context.update({
+            "faces": shown,
+            "dismissed": [face for face in faces if face.dismissed],
+            "boxes": pages.face_boxes(asset, shown),
+        })
+    return render(request, "recognition/asset.html", context)
+
+
+def _seconds(value) -> float | None:
+    """``?t=12.5``: where a video starts playing (a person's "play from here")."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if 0 <= seconds < 1e7 else None
 
 
 @login_required

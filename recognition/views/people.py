@@ -19,6 +19,7 @@ from recognition.people import corrections
 
 PEOPLE_PER_PAGE = 48
 FACES_PER_PAGE = 48
+APPEARANCES_SHOWN = 100
 
 
 def _person(request, subject_id) -> Subject:
@@ -56,6 +57,7 @@ def person_detail(request, subject_id):
     return render(request, "recognition/person.html", {
         "subject": subject,
         "faces": Paginator(pages.faces_of_person(subject), FACES_PER_PAGE).get_page(request.GET.get("page")),
+        "appearances": pages.appearances_of_person(subject)[:APPEARANCES_SHOWN],
         "rename_form": RenameForm(initial={"name": subject.name}),
         "others": [p for p in pages.people_to_choose(subject.owner_id) if p.pk != subject.pk],
     })

@@ -16,6 +16,50 @@
     select.addEventListener("change", update);
   });
 
+  // A video: play from a bar of the timeline (or a track's time range, or ?t=), and draw the
+  // boxes of the faces of the moment over it.
+  var video = document.getElementById("asset-video");
+  if (video) {
+    var seek = function (seconds) {
+      video.currentTime = seconds;
+      video.play().catch(function () { /* autoplay refused: the frame is shown, the user plays */ });
+    };
+    document.querySelectorAll("[data-seek]").forEach(function (element) {
+      element.addEventListener("click", function (click) {
+        click.preventDefault();
+        seek(Number(element.dataset.seek));
+        video.scrollIntoView({ block: "nearest" });
+      });
+    });
+    if (video.dataset.startAt) {
+      video.addEventListener("loadedmetadata", function () { seek(Number(video.dataset.startAt)); }, { once: true });
+    }
+    var facesData = document.getElementById("video-faces");
+    var faces = facesData ? JSON.parse(facesData.textContent) : [];
+    var layer = document.querySelector(".video-boxes");
+    var width = Number(video.dataset.width), height = Number(video.dataset.height);
+    var interval = Number(video.dataset.sampleSeconds) || 0.5;
+    var drawBoxes = function () {
+      var now = video.currentTime;
+      layer.textContent = "";
+      faces.forEach(function (face) {
+        // A sampled frame's faces stand until the next sample.
+        if (face.t > now + 0.05 || now - face.t >= interval) return;
+        var box = document.createElement("div");
+        box.className = "video-box";
+        box.style.left = (100 * face.box[0] / width) + "%";
+        box.style.top = (100 * face.box[1] / height) + "%";
+        box.style.width = (100 * (face.box[2] - face.box[0]) / width) + "%";
+        box.style.height = (100 * (face.box[3] - face.box[1]) / height) + "%";
+        var label = document.createElement("span");
+        label.textContent = face.label;
+        box.append(label);
+        layer.append(box);
+      });
+    };
+    ["timeupdate", "seeked", "loadeddata"].forEach(function (name) { video.addEventListener(name, drawBoxes); });
+  }
+
   var card = document.querySelector("[data-job-stream]");
   var path = card && card.getAttribute("data-job-stream");
   if (!path) return;

@@ -76,15 +76,34 @@ def test_face_labels_never_overlap_at_phone_width(new_page, faces_dir):
     check_accessibility(page, "photo (phone)")
 
 
-def test_video_page_plays_and_lists_its_faces(page, faces_dir):
+def test_video_page_timeline_seeks_and_boxes_follow_the_video(page, faces_dir):
     register(page, "video@example.com")
     upload(page, faces_dir / "videos" / "short_hamilton_clip.mp4")
     page.get_by_role("link", name="short_hamilton_clip.mp4").click()
-    expect(page.locator("video")).to_be_visible()
-    assert page.locator("video").evaluate("v => new Promise(r => v.readyState >= 1 ? r(v.duration) : "
-                                          "v.addEventListener('loadedmetadata', () => r(v.duration)))") > 5
-    expect(page.locator(".face-list .face-item").first).to_be_visible()
+    video = page.locator("video")
+    expect(video).to_be_visible()
+    assert video.evaluate("v => new Promise(r => v.readyState >= 1 ? r(v.duration) : "
+                          "v.addEventListener('loadedmetadata', () => r(v.duration)))") > 5
+
+    # A few tracks, not a row of crops per frame; every bar plays the video from its start.
+    bars = page.locator(".timeline-bar")
+    expect(bars.first).to_be_visible()
+    items = page.locator(".faces-card > .face-list > .face-item")
+    faces = int(page.locator(".page-header").inner_text().split("(")[1].split(" face")[0])
+    assert 1 <= items.count() <= faces / 2
+    last = bars.nth(bars.count() - 1)
+    target = float(last.get_attribute("data-seek"))
+    video.evaluate("v => { v.muted = true; }")
+    last.click()
+    page.wait_for_function(f"() => Math.abs(document.getElementById('asset-video').currentTime - {target}) < 1.5")
+    video.evaluate("v => v.pause()")
+    # The boxes of the faces of that moment are drawn over the video.
+    expect(page.locator(".video-boxes .video-box").first).to_be_attached()
     check_accessibility(page, "video")
+
+    # Play from here: a link to the page that starts there.
+    page.goto(page.url.split("?")[0] + f"?t={target}")
+    page.wait_for_function(f"() => Math.abs(document.getElementById('asset-video').currentTime - {target}) < 1.5")
 
 
 def test_a_second_user_sees_none_of_it(new_page, faces_dir, allow_failed_responses):
