@@ -23,6 +23,7 @@ from django.dispatch import receiver
 from analysis import cache
 from media.models import Asset
 from recognition.models import TERMINAL_STAGES, Face, Job, Subject
+from recognition.signals import people_changed
 
 
 def _bump_on_commit(owner_id: int | None) -> None:
@@ -48,6 +49,12 @@ def face_saved(sender, instance: Face, **kwargs):
 @receiver(post_delete, sender=Subject, dispatch_uid="analysis_subject_deleted")
 def subject_changed(sender, instance: Subject, **kwargs):
     _bump_on_commit(instance.owner_id)
+
+
+@receiver(people_changed, dispatch_uid="analysis_people_changed")
+def people_decided(sender, owner_id: int, **kwargs):
+    """Sent on commit by recognition's corrections, which move many faces at once."""
+    cache.bump(owner_id)
 
 
 @receiver(post_delete, sender=Asset, dispatch_uid="analysis_asset_deleted")

@@ -26,6 +26,7 @@ from django.utils import timezone
 from config.refusals import Refusal
 from recognition import search
 from recognition.models import Decider, ErasedFace, Face, FaceRejection, Subject
+from recognition.signals import send_people_changed
 
 
 class NameTaken(Refusal):
@@ -99,6 +100,7 @@ def name_face(face: Face, subject: Subject) -> Face:
         teacher = _teacher(faces)
         if teacher.is_example and subject.is_named:
             recognise_alike(teacher)
+    send_people_changed(face.owner_id)
     return face
 
 
@@ -149,6 +151,7 @@ def mark_unknown(face: Face) -> Face:
         for f in faces:
             f.subject, f.decided_by, f.decided_at, f.match_distance, f.is_example = None, Decider.HUMAN, now, None, False
         Face.objects.bulk_update(faces, ["subject", "decided_by", "decided_at", "match_distance", "is_example"])
+    send_people_changed(face.owner_id)
     return face
 
 
@@ -166,6 +169,7 @@ def reject_face(face: Face, subject: Subject | None = None) -> Face:
         if face.subject_id == subject.pk:
             _release([f for f in faces if f.subject_id == subject.pk])
             reassign(face)
+    send_people_changed(face.owner_id)
     return face
 
 
@@ -180,6 +184,7 @@ def dismiss_face(face: Face) -> Face:
             f.decided_by, f.decided_at = Decider.HUMAN, now
         Face.objects.bulk_update(faces, ["subject", "dismissed", "is_example", "match_distance", "decided_by",
                                          "decided_at"])
+    send_people_changed(face.owner_id)
     return face
 
 
@@ -188,6 +193,7 @@ def restore_face(face: Face) -> Face:
     with transaction.atomic():
         _release(track_of(face))
         reassign(face)
+    send_people_changed(face.owner_id)
     return face
 
 
@@ -267,6 +273,7 @@ def create_person(owner, name: str, face: Face | None = None, notes: str = "") -
                 name_face(face, subject)
     except IntegrityError:  # the same name, created a moment ago by another request
         raise NameTaken(_named_elsewhere(owner.pk, name)) from None
+    send_people_changed(owner.pk)
     return subject
 
 
@@ -287,6 +294,7 @@ def rename_person(subject: Subject, name: str) -> Subject:
                     recognise_alike(example)
     except IntegrityError:
         raise NameTaken(_named_elsewhere(subject.owner_id, name, exclude_pk=subject.pk)) from None
+    send_people_changed(subject.owner_id)
     return subject
 
 
@@ -339,12 +347,14 @@ def merge_people(target: Subject, sources: list[Subject]) -> MergeResult:
         if inherit_name:
             target.name = inherit_name
             target.save(update_fields=["name"])
+    send_people_changed(target.owner_id)
     return MergeResult(target, merged_names, moved, left_out)
 
 
 def set_hidden(subject: Subject, hidden: bool) -> Subject:
     subject.hidden = hidden
     subject.save(update_fields=["hidden"])
+    send_people_changed(subject.owner_id)
     return subject
 
 
@@ -355,6 +365,7 @@ def delete_person(subject: Subject) -> int:
         released = subject.faces.update(subject=None, is_example=False, match_distance=None,
                                         decided_by=Decider.AUTO, decided_at=None)
         subject.delete()
+    send_people_changed(subject.owner_id)
     return released
 
 
@@ -393,4 +404,5 @@ def erase_person(subject: Subject) -> Erasure:
         )
         subject.faces.all().delete()  # rejections go with them
         subject.delete()
+    send_people_changed(subject.owner_id)
     return erased

@@ -254,16 +254,25 @@ def test_asset_page_of_a_running_job_streams_it(user):
     assert "/static/js/asset.js" in html
 
 
-def test_video_faces_are_listed_with_timestamps_without_overlay(user):
+def test_a_video_lists_its_appearances_on_a_timeline(user):
+    from recognition.models import Appearance
+
     asset = make_asset(user, name="clip.mp4")
-    asset.kind = "video"
-    asset.save(update_fields=["kind"])
-    make_face(asset, frame_index=3, timestamp=12.5)
+    asset.kind, asset.duration_seconds = "video", 20.0
+    asset.save(update_fields=["kind", "duration_seconds"])
+    carol = Subject.objects.create(owner=user, name="Carol")
+    faces = [make_face(asset, subject=carol, frame_index=i, timestamp=12.5 + i / 2) for i in range(3)]
+    appearance = Appearance.objects.create(asset=asset, owner=user, start_seconds=12.5, end_seconds=13.5,
+                                           best_face=faces[1], embedding=[0.0] * 128, face_count=3)
+    Face.objects.filter(asset=asset).update(appearance=appearance)
 
     html = logged_in(user).get(reverse("asset", args=[asset.pk])).content.decode()
 
-    assert "at 12.5 s" in html
-    assert "face-box" not in html and "<video" in html
+    assert "Who appears when" in html and 'aria-label="Carol, from 12.5 s to 13.5 s"' in html
+    assert "left: 62.500%; width: 5.000%;" in html  # 12.5 s of 20, for 1 s
+    assert "12.5–13.5 s</a>, 3 frames" in html  # one item for the track, not one per frame
+    assert html.count('class="face-item"') == 1
+    assert "face-box" not in html and "<video" in html and 'id="video-faces"' in html
 
 
 def test_other_users_get_404_on_asset_crop_and_person_pages(user, other_user):
