@@ -27,6 +27,7 @@
 | ``SIGHTLINE_REPORT_CACHE_SECONDS`` | ``60`` | how long a report stays cached in Redis (a finished job of the owner renews it sooner); ``0``: never cached |
 | ``SIGHTLINE_DUPLICATE_DISTANCE`` | ``0.05`` | image embeddings closer than this (cosine distance) are near-duplicate photos |
 | ``SIGHTLINE_VIDEO_FPS`` | ``2`` | video frames analysed per second of video |
+| ``SIGHTLINE_VIDEO_DETECT_SIDE`` | ``0`` (full size) | find video faces on frames this big (long side), align them from full-size ones: faster, less accurate |
 | ``SIGHTLINE_VIDEO_MAX_FRAMES`` | ``SIGHTLINE_MAX_VIDEO_SECONDS`` × ``SIGHTLINE_VIDEO_FPS`` | most frames analysed per video |
 | ``SIGHTLINE_VIDEO_FRAME_BATCH`` | ``16`` | frames decoded and analysed together |
 | ``SIGHTLINE_JOB_RETRY_INTERVALS`` | ``10,60,300`` | seconds before each retry after a transient error |
@@ -316,6 +317,10 @@ SIGHTLINE_RECLUSTER_CRON = os.environ.get("SIGHTLINE_RECLUSTER_CRON", "30 3 * * 
 SIGHTLINE_VIDEO_FPS = float(os.environ.get("SIGHTLINE_VIDEO_FPS", "2"))
 if SIGHTLINE_VIDEO_FPS <= 0:
     raise ImproperlyConfigured("SIGHTLINE_VIDEO_FPS must be positive.")
+# Faces in video can be found on smaller frames (this many pixels on their long side), then
+# aligned from the full frame: 960 doubles the speed on 1080p, but faces need 40 pixels instead
+# of 20 and the coarser landmarks cost accuracy (docs/BENCHMARKS.md), so full size by default.
+SIGHTLINE_VIDEO_DETECT_SIDE = env_int("SIGHTLINE_VIDEO_DETECT_SIDE", 0)
 SIGHTLINE_VIDEO_MAX_FRAMES = env_int("SIGHTLINE_VIDEO_MAX_FRAMES",
                                      int(SIGHTLINE_MAX_VIDEO_SECONDS * SIGHTLINE_VIDEO_FPS) + 1)
 SIGHTLINE_VIDEO_FRAME_BATCH = env_int("SIGHTLINE_VIDEO_FRAME_BATCH", 16)

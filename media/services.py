@@ -136,8 +136,10 @@ def load_image(asset: Asset) -> np.ndarray:
     return np.asarray(image)
 
 
-def iter_video_frames(asset: Asset, every_seconds: float = 1.0, max_frames: int | None = None) -> Iterator[VideoFrame]:
-    """Frames sampled every ``every_seconds`` (the first frame at or after 0, every_seconds, …).
+def iter_video_frames(asset: Asset, every_seconds: float = 1.0, max_frames: int | None = None,
+                      max_side: int | None = None) -> Iterator[VideoFrame]:
+    """Frames sampled every ``every_seconds`` (the first frame at or after 0, every_seconds, …),
+    at most ``max_side`` pixels on their long side if given.
 
     Decode-and-skip rather than seek: every frame is decoded and only those crossing the next
     sampling time are kept, so timestamps are exact and no keyframe snapping happens.
@@ -158,7 +160,7 @@ def iter_video_frames(asset: Asset, every_seconds: float = 1.0, max_frames: int 
             timestamp = time - start
             if timestamp + 1e-6 < next_time:
                 continue
-            yield VideoFrame(index=index, timestamp=timestamp, image=_frame_pixels(frame))
+            yield VideoFrame(index=index, timestamp=timestamp, image=_frame_pixels(frame, max_side))
             yielded += 1
             if max_frames is not None and yielded >= max_frames:
                 return
@@ -196,10 +198,18 @@ def make_thumbnail(image: Image.Image | np.ndarray, side: int = THUMBNAIL_SIDE) 
     return buffer.getvalue()
 
 
-def _frame_pixels(frame: av.VideoFrame) -> np.ndarray:
-    """H×W×3 uint8 RGB, upright. numpy, not Pillow as ``videoprobe.frame_image``: several times
-    faster per frame, which counts when sampling a long video."""
-    pixels = frame.to_ndarray(format="rgb24")
+def _frame_pixels(frame: av.VideoFrame, max_side: int | None = None) -> np.ndarray:
+    """H×W×3 uint8 RGB, upright, at most ``max_side`` pixels on its long side (scaled by the
+    decoder's own scaler while converting, which costs less than converting the full frame).
+    numpy, not Pillow as ``videoprobe.frame_image``: several times faster per frame, which counts
+    when sampling a long video."""
+    longest = max(frame.width, frame.height)
+    if max_side and longest > max_side:
+        scale = max_side / longest
+        pixels = frame.to_ndarray(format="rgb24", width=max(2, round(frame.width * scale)),
+                                  height=max(2, round(frame.height * scale)), interpolation="AREA")
+    else:
+        pixels = frame.to_ndarray(format="rgb24")
     turns = quarter_turns(frame)  # counter-clockwise, as np.rot90 turns
     return np.ascontiguousarray(np.rot90(pixels, turns)) if turns else pixels
 

@@ -14,8 +14,8 @@ same picture:
 
 - a photo face by face;
 - a video track by track: its faces vote (each for the person it matches, weighted by its
-  quality), and a person needs ``TRACK_VOTE_SHARE`` of the track, so one misrecognised frame
-  does not make a person; never one person for two tracks seen at the same time. A track some of
+  quality), and a person needs ``TRACK_VOTE_SHARE`` of the track, so one misrecognised
+  frame does not make a person; never one person for two tracks seen at the same time. A track some of
   whose faces a person named is that person; one a person dismissed is dismissed. The faces of
   a track all get its person.
 
@@ -267,7 +267,10 @@ TRACK_VOTE_SHARE = 0.3
 def track_votes(faces: list[Face], per_face: dict, excluded: set[int], threshold: float | None = None) -> list:
     """The people a track's faces match (each face's closest allowed one within the
     threshold), weighted by quality, as Candidates of the track, best first; only those whose
-    votes reach ``TRACK_VOTE_SHARE`` of the track. A candidate's distance is its closest face's."""
+    votes reach ``TRACK_VOTE_SHARE`` of the track. A candidate's distance is its closest face's.
+
+    Blurred faces vote too, with their little weight: on the shared Hamilton clip alex_lacamoire
+    is only ever seen at quality 0.24–0.35 (0.58 from his gallery photos)."""
     threshold = search.default_threshold() if threshold is None else threshold
     total = sum(max(f.quality, 0.01) for f in faces)
     weight: dict[int, float] = {}

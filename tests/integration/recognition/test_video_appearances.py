@@ -69,3 +69,17 @@ def test_naming_one_face_names_its_track_and_a_rerun_keeps_it(user, faces_dir, r
     renamed = [a for a in Appearance.objects.filter(asset=clip.asset) if a.subject == someone]
     assert len(renamed) == 1 and renamed[0].face_count >= longest.face_count - 1
     assert Face.objects.filter(subject=someone).count() >= longest.face_count - 1
+
+
+def test_faces_found_on_reduced_frames_are_placed_in_the_full_frame(user, faces_dir, run_jobs, settings):
+    settings.SIGHTLINE_VIDEO_DETECT_SIDE = 480  # the 640×360 clip is detected at 480×270
+    clip = upload(user, faces_dir / "videos" / "short_hamilton_clip.mp4")
+    run_jobs()
+    job = Job.objects.get(pk=clip.job.pk)
+    assert job.stage == Stage.COMPLETED, job.error
+    faces = list(Face.objects.filter(asset=clip.asset))
+    assert len(faces) >= 10
+    width, height = clip.asset.width, clip.asset.height
+    centres = [((f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2) for f in faces]
+    assert all(0 <= x <= width and 0 <= y <= height for x, y in centres)
+    assert max(f.box[2] for f in faces) > 480  # full-frame pixels, not the reduced frame's
