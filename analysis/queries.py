@@ -185,8 +185,12 @@ def people(filters: ReportFilters) -> list[dict]:
     """One row per person with a face shown in the selected assets, most faces first.
 
     Faces are grouped per (asset, person) first, in the face index's order (no hashing), then
-    joined to their asset once per group, not per face."""
+    joined to their asset once per group, not per face. Appearances (video face tracks) belong
+    to the person of their best face, as recognition decides a track's person."""
     where = faces_where(filters).add("f.subject_id IS NOT NULL").add("NOT f.dismissed")
+    tracks = _of_selected_assets(Where(), "ap", asset_where(filters, person=False))
+    if filters.person_id is not None:
+        tracks.add("bf.subject_id = %s", filters.person_id)
     sql = f"""
         WITH per_asset AS (
             SELECT f.asset_id, f.subject_id, count(*) AS faces
@@ -203,16 +207,23 @@ def people(filters: ReportFilters) -> list[dict]:
             FROM per_asset p
             JOIN media_asset a ON a.id = p.asset_id
             GROUP BY 1
+        ), appearances AS (
+            SELECT bf.subject_id, count(*) AS appearances
+            FROM recognition_appearance ap
+            JOIN recognition_face bf ON bf.id = ap.best_face_id
+            WHERE bf.subject_id IS NOT NULL AND {tracks.sql}  -- a dismissed face has no person
+            GROUP BY 1
         )
         SELECT s.id AS person, s.name AS name, (s.name <> '') AS named, s.hidden AS hidden, u.email AS owner,
-               pp.photos, pp.videos, pp.faces,
+               pp.photos, pp.videos, pp.faces, coalesce(ap.appearances, 0) AS appearances,
                pp.first_seen, pp.last_seen
         FROM per_person pp
         JOIN recognition_subject s ON s.id = pp.subject_id
         JOIN accounts_user u ON u.id = s.owner_id
+        LEFT JOIN appearances ap ON ap.subject_id = pp.subject_id
         ORDER BY pp.faces DESC, s.id
     """
-    return _rows(sql, where.params)
+    return _rows(sql, [*where.params, *tracks.params])
 
 
 # --- latency ---------------------------------------------------------------------------------

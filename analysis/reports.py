@@ -55,6 +55,8 @@ PEOPLE_COLUMNS = (
     Column("photos", "Photos", "int", "Photos the person appears in."),
     Column("videos", "Videos", "int", "Videos the person appears in."),
     Column("faces", "Faces", "int", "The person's faces (in videos: one per sampled frame)."),
+    Column("appearances", "Appearances", "int",
+           "Video appearances: face tracks whose best face is this person's (as the video page shows them)."),
     Column("first_seen", "First seen", "datetime", "Upload time of the first photo or video they are in."),
     Column("last_seen", "Last seen", "datetime", "Upload time of the latest photo or video they are in."),
 )

@@ -6,9 +6,9 @@ imports analysis, so it cannot call us).
 - a person names, rejects, dismisses or restores a face (``Face.save``), renames, hides,
   merges or deletes a person (``Subject`` saved or deleted), or deletes an asset.
 
-Clustering and merges also move faces with queryset updates, which send no signal: those run
-inside a job (its completion bumps) or next to a ``Subject`` change; the nightly recluster
-shows up when the short TTL runs out.
+Corrections that move many faces with queryset updates (a whole video track, a merge) send no
+``post_save``; recognition sends ``people_changed`` for them once committed. Clustering runs
+inside a job (its completion bumps); the nightly recluster shows up when the short TTL runs out.
 
 Bumps happen after the transaction commits: a report computed between the bump and the commit
 would otherwise be cached under the new version with the old numbers.

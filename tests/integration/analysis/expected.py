@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from media.models import Asset
-from recognition.models import Face, ImageEmbedding, Job, Subject
+from recognition.models import Appearance, Face, ImageEmbedding, Job, Subject
 
 STAGES = ("uploading", "queued", "detecting", "enhancing", "recognizing")
 
@@ -109,6 +109,10 @@ def people(ask: Ask) -> list[dict]:
         entry = seen.setdefault(face.subject_id, {"assets": set(), "faces": 0})
         entry["assets"].add(face.asset_id)
         entry["faces"] += 1
+    tracks = Counter(
+        track.best_face.subject_id for track in Appearance.objects.select_related("best_face")
+        if track.asset_id in assets and track.best_face is not None and track.best_face.subject_id is not None
+    )
     rows = []
     for subject_id, entry in seen.items():
         subject = Subject.objects.select_related("owner").get(pk=subject_id)
@@ -117,7 +121,7 @@ def people(ask: Ask) -> list[dict]:
             "person": subject.pk, "name": subject.name, "named": subject.name != "", "hidden": subject.hidden,
             "owner": subject.owner.email,
             "photos": sum(1 for a in uploads if a.kind == "image"), "videos": sum(1 for a in uploads if a.kind == "video"),
-            "faces": entry["faces"],
+            "faces": entry["faces"], "appearances": tracks[subject_id],
             "first_seen": min(a.created_at for a in uploads), "last_seen": max(a.created_at for a in uploads),
         })
     return sorted(rows, key=lambda row: (-row["faces"], row["person"]))

@@ -1,7 +1,8 @@
 """Generated libraries for the report tests: assets, jobs, faces and people written straight to
 the database (no files, no worker), random but reproducible from a seed, with every case the
 reports must count: photos and videos, named, unnamed and no person, dismissed faces, re-runs,
-failed jobs with and without a reason, jobs still running, two face model versions."""
+failed jobs with and without a reason, jobs still running, two face model versions, video
+appearances (one of them with a dismissed best face, which counts for nobody)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from media.models import Asset
-from recognition.models import Face, ImageEmbedding, Job, Subject
+from recognition.models import Appearance, Face, ImageEmbedding, Job, Subject
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 DAYS = 12
@@ -100,4 +101,21 @@ def generate(owner, seed: int, assets: int = 36) -> Library:
     Job.objects.bulk_create(jobs)
     Face.objects.bulk_create(faces)
     ImageEmbedding.objects.bulk_create(embeddings)
+    _tracks(owner, faces)
     return Library(owner, named, unnamed, library_assets)
+
+
+def _tracks(owner, faces: list[Face]) -> None:
+    """Video faces tracked as recognition does: one appearance per person (or per unknown or
+    dismissed lot) in each video, its best face the clearest, its faces pointing at it."""
+    groups: dict[tuple, list[Face]] = {}
+    for face in faces:
+        if face.frame_index is not None:
+            groups.setdefault((face.asset_id, face.subject_id, face.dismissed), []).append(face)
+    for (asset_id, _, _), members in groups.items():
+        best = max(members, key=lambda face: face.quality)
+        track = Appearance.objects.create(
+            asset_id=asset_id, owner=owner, start_seconds=min(f.timestamp for f in members),
+            end_seconds=max(f.timestamp for f in members), best_face=best, embedding=best.embedding,
+            face_count=len(members))
+        Face.objects.filter(pk__in=[face.pk for face in members]).update(appearance=track)

@@ -205,3 +205,12 @@ def test_the_schema_documents_each_reports_rows_json_and_csv(tmp_path):
         rows = schema["components"]["schemas"][f"{name.title()}ReportRow"]["properties"]
         assert list(rows) == report.column_names()
         assert set(get_["responses"]) >= {"200", "400", "403", "404"}
+
+
+def test_people_count_video_appearances_by_the_person_of_their_best_face(libraries, user):
+    answer = rows(client_for(user), "people")
+    assert any(row["appearances"] > 0 for row in answer)
+    for row in answer:
+        assert row["appearances"] <= row["faces"]
+        if row["videos"] == 0:
+            assert row["appearances"] == 0
