@@ -134,7 +134,9 @@ def similar_faces(owner_id: int, embedding: np.ndarray, limit: int = 50, max_dis
         queryset = queryset.filter(distance__lte=max_distance)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_SEARCH_SETTINGS)
-        return list(queryset[:limit])
+        found = list(queryset[:limit])
+    # The iterative scan's relaxed order may hand rows back slightly out of order.
+    return sorted(found, key=lambda face: (face.distance, face.pk))
 
 
 def cluster_mates(owner_id: int, max_distance: float) -> list[tuple[int, int, float]]:
