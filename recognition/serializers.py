@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.refusals import NotFound
 from media.models import Asset
 from recognition.models import Appearance, Decider, Face, ImageTag, Job, Subject, latest_job
 
@@ -18,6 +19,10 @@ MAX_THRESHOLD = 2.0  # dlib descriptors are unit-ish vectors: no two are further
 
 def absolute(request, path: str) -> str:
     return request.build_absolute_uri(path) if request is not None else path
+
+
+def crop_url(request, face_id: int | None) -> str | None:
+    return absolute(request, reverse("face-crop", args=[face_id])) if face_id else None
 
 
 # --- jobs ----------------------------------------------------------------------------------
@@ -126,8 +131,7 @@ class SubjectSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_cover_url(self, subject) -> str | None:
-        cover = getattr(subject, "cover_face_id", None)
-        return absolute(self.context.get("request"), reverse("face-crop", args=[cover])) if cover else None
+        return crop_url(self.context.get("request"), getattr(subject, "cover_face_id", None))
 
 
 class SubjectCreateSerializer(serializers.Serializer):
@@ -216,6 +220,18 @@ class SimilarFaceSerializer(FaceSerializer):
 
 class FaceRejectSerializer(serializers.Serializer):
     subject = serializers.IntegerField(required=False, help_text="The person it is not (default: its current one).")
+
+    @classmethod
+    def person_named(cls, data, owner_id: int) -> Subject | None:
+        """The owner's person the body names, or None for "its current one"."""
+        body = cls(data=data)
+        body.is_valid(raise_exception=True)
+        if "subject" not in body.validated_data:
+            return None
+        subject = Subject.objects.filter(owner_id=owner_id, pk=body.validated_data["subject"]).first()
+        if subject is None:
+            raise NotFound(f"You have no person with id {body.validated_data['subject']}.")
+        return subject
 
 
 class FaceSubjectSerializer(serializers.Serializer):
@@ -389,9 +405,7 @@ class AppearanceSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_best_face_crop_url(self, appearance) -> str | None:
-        if not appearance.best_face_id:
-            return None
-        return absolute(self.context.get("request"), reverse("face-crop", args=[appearance.best_face_id]))
+        return crop_url(self.context.get("request"), appearance.best_face_id)
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_frame_url(self, appearance) -> str | None:

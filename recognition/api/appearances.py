@@ -15,7 +15,7 @@ from config.refusals import NotFound
 from media.models import Asset
 from recognition import serializers as bodies
 from recognition.api.common import JPEG, browser_cached
-from recognition.models import Appearance, Subject
+from recognition.models import Appearance
 from recognition.people import corrections
 
 TRACK_DOC = (" A decision about an appearance is one about every face of its track, and is kept like any"
@@ -83,14 +83,7 @@ class AppearanceViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.Retrie
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         appearance, face = self._best_face()
-        body = bodies.FaceRejectSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        subject = None
-        if "subject" in body.validated_data:
-            subject = Subject.objects.filter(owner_id=appearance.owner_id, pk=body.validated_data["subject"]).first()
-            if subject is None:
-                raise NotFound(f"You have no person with id {body.validated_data['subject']}.")
-        corrections.reject_face(face, subject)
+        corrections.reject_face(face, bodies.FaceRejectSerializer.person_named(request.data, appearance.owner_id))
         return self._answer(appearance)
 
     @extend_schema(tags=["appearances"], summary="Not a face (the whole track)", request=None,

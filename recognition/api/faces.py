@@ -12,11 +12,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.ownership import OwnedQuerysetMixin
-from config.refusals import NotFound
 from recognition import matching, search
 from recognition import serializers as bodies
 from recognition.api.common import JPEG, SIMILAR_LIMIT, SIMILAR_MAX_LIMIT, browser_cached
-from recognition.models import Decider, Face, FaceRejection, Subject
+from recognition.models import Decider, Face, FaceRejection
 from recognition.people import corrections
 
 
@@ -94,14 +93,7 @@ class FaceViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveMode
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         face = self.get_object()
-        body = bodies.FaceRejectSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        subject = None
-        if "subject" in body.validated_data:
-            subject = Subject.objects.filter(owner_id=face.owner_id, pk=body.validated_data["subject"]).first()
-            if subject is None:
-                raise NotFound(f"You have no person with id {body.validated_data['subject']}.")
-        corrections.reject_face(face, subject)
+        corrections.reject_face(face, bodies.FaceRejectSerializer.person_named(request.data, face.owner_id))
         return self._answer(face)
 
     @extend_schema(
