@@ -13,6 +13,7 @@
 | ``SIGHTLINE_DEVICE`` | ``auto`` | inference device: ``auto``, ``cpu`` or ``cuda`` |
 | ``SIGHTLINE_MAX_UPLOAD_MB`` | ``50`` | largest image upload |
 | ``SIGHTLINE_MAX_VIDEO_MB`` | ``500`` | largest video upload |
+| ``SIGHTLINE_UPLOAD_RATE`` | ``120/min`` | uploads per user (API and dashboard together; ``N/s``, ``/min``, ``/hour``, ``/day``), then 429 with ``Retry-After`` |
 | ``SIGHTLINE_MAX_IMAGE_PIXELS`` | ``89478485`` | decompression-bomb guard (Pillow's default) |
 | ``SIGHTLINE_MAX_VIDEO_PIXELS`` | ``33177600`` | largest video frame (8K UHD, 7680×4320) |
 | ``SIGHTLINE_MAX_VIDEO_SECONDS`` | ``600`` | longest video accepted |
@@ -47,6 +48,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -289,6 +291,11 @@ SIGHTLINE_MAX_IMAGE_PIXELS = env_int("SIGHTLINE_MAX_IMAGE_PIXELS", 89_478_485)
 # Workers decode videos a batch of frames at a time: a frame size bound is a memory bound.
 SIGHTLINE_MAX_VIDEO_PIXELS = env_int("SIGHTLINE_MAX_VIDEO_PIXELS", 7680 * 4320)
 SIGHTLINE_MAX_VIDEO_SECONDS = env_int("SIGHTLINE_MAX_VIDEO_SECONDS", 600)
+# Each upload is stored, decoded and queued: one user in a loop must not fill the disk and the
+# queue for everyone (config.throttling).
+SIGHTLINE_UPLOAD_RATE = os.environ.get("SIGHTLINE_UPLOAD_RATE", "120/min")
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", SIGHTLINE_UPLOAD_RATE):
+    raise ImproperlyConfigured("SIGHTLINE_UPLOAD_RATE must be a count per period, such as 120/min or 2000/day.")
 # Request bodies above this are refused before they reach a view.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

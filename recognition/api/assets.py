@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from accounts.ownership import OwnedQuerysetMixin
 from config.refusals import NotFound
+from config.throttling import UploadRateThrottle, UploadsThrottled
 from media.models import Asset
 from recognition import search_images, services
 from recognition import serializers as bodies
@@ -63,12 +64,23 @@ class AssetViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveMod
             queryset = with_latest_job(queryset).prefetch_related("tags")
         return queryset
 
+    def get_throttles(self):
+        """Uploads also count against the user's upload rate, shared with the dashboard."""
+        throttles = super().get_throttles()
+        return [*throttles, UploadRateThrottle()] if self.action == "create" else throttles
+
+    def throttled(self, request, wait):
+        if self.action == "create":
+            raise UploadsThrottled(wait)
+        super().throttled(request, wait)
+
     @extend_schema(
         tags=["assets"],
         summary="Upload a photo or a video",
         description="The file is validated by its content and stored; a new file starts a processing job "
                     "(202). The same bytes uploaded again answer 200 with the asset you already have and its "
-                    "latest job." + JOB_EVENTS_DOC,
+                    "latest job. Uploads per user are limited (`SIGHTLINE_UPLOAD_RATE`, 120 a minute by default, "
+                    "shared with the dashboard): over it, 429 with `Retry-After`." + JOB_EVENTS_DOC,
         request={"multipart/form-data": bodies.UploadSerializer},
         responses={
             202: bodies.UploadResponseSerializer,
@@ -76,6 +88,7 @@ class AssetViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveMod
             400: bodies.ErrorSerializer,
             413: bodies.ErrorSerializer,
             415: bodies.ErrorSerializer,
+            429: bodies.ErrorSerializer,
         },
     )
     def create(self, request, *args, **kwargs):

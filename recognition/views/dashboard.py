@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from config.refusals import Refusal
+from config.throttling import upload_refusal
 from recognition import pages, services
 from recognition.models import latest_job
 
@@ -48,7 +49,9 @@ def dashboard_counts(request):
 @require_POST
 def upload(request):
     """Each file on its own: one refused file does not stop the others. JSON for fetch(),
-    a redirect with messages for a plain form."""
+    a redirect with messages for a plain form. Counted against the user's upload rate."""
+    if (throttled := upload_refusal(request)) is not None:
+        return _too_many_uploads(request, throttled)
     files = request.FILES.getlist("files")
     if not files:
         refusal = Refusal("Choose at least one photo or video to upload.", "no_files")
@@ -66,6 +69,17 @@ def upload(request):
         level = messages.success if result["ok"] else messages.error
         level(request, f"{result['name']}: {result['message']}")
     return redirect("dashboard")
+
+
+def _too_many_uploads(request, refusal):
+    if _wants_json(request):
+        response = JsonResponse({**refusal.as_body(), "results": []}, status=refusal.status)
+    else:
+        response = render(request, "errors/error.html", {
+            "error_status": refusal.status, "error_title": "Too many uploads", "error_message": refusal.message,
+        }, status=refusal.status)
+    response["Retry-After"] = str(refusal.retry_after)
+    return response
 
 
 def _upload_one(request, uploaded) -> dict:
