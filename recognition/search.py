@@ -18,11 +18,15 @@ from django.conf import settings
 from django.db import connection, transaction
 
 NEAREST_EXAMPLES = 10  # k nearest example faces fetched per query face
-# HNSW with a WHERE clause can come back short; iterative scans keep going until k rows pass.
-_SEARCH_SETTINGS = "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100"
+# HNSW with a WHERE clause can come back short; iterative scans keep going until k rows pass,
+# up to max_scan_tuples index entries (pgvector's default, 20,000, counts dead ones too: rolled
+# back or deleted rows not yet vacuumed, and other owners' rows): past it a search answers
+# nothing rather than wrong, so it is set well above any owner's neighbourhood.
+_SCAN = "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.max_scan_tuples = 200000"
+_SEARCH_SETTINGS = f"{_SCAN}; SET LOCAL hnsw.ef_search = 100"
 # Clustering asks for few neighbours of very many faces: a smaller candidate list suffices
 # (it still holds more than the k asked for) and costs a third of the page visits.
-_NEIGHBOUR_SETTINGS = "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100"
+_NEIGHBOUR_SETTINGS = f"{_SCAN}; SET LOCAL hnsw.ef_search = 100"
 
 
 @dataclass(frozen=True)

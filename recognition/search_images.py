@@ -26,7 +26,8 @@ from media.models import Asset
 from recognition.models import ImageEmbedding, Job
 
 # As recognition.search: iterative scans keep going until the owner's rows are found.
-_SEARCH_SETTINGS = "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100"
+_SEARCH_SETTINGS = ("SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100; "
+                    "SET LOCAL hnsw.max_scan_tuples = 200000")  # see recognition.search
 # Neighbours looked at per photo when looking for near-duplicates (a group can be bigger: it
 # is joined through its members' neighbours).
 DUPLICATE_NEIGHBOURS = 8

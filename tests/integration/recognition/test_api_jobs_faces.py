@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import io
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from recognition.models import Face, Job, Subject
 from tests.integration.recognition.api_helpers import jpeg_bytes, make_face, stored_asset, unit_vector, upload_of
-from tests.unit.media import samples
 
 pytestmark = pytest.mark.django_db
 
