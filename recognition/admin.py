@@ -286,11 +286,7 @@ class FaceAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         # A staff member's word is a human decision, through the same rules as the pages and the API.
-        subject = form.cleaned_data["subject"]
-        if subject is None:
-            corrections.mark_unknown(obj)
-        else:
-            corrections.name_face(obj, subject)
+        corrections.say_who(obj, form.cleaned_data["subject"])
 
     @admin.action(description="Not a face: dismiss the selected faces")
     def dismiss_faces(self, request, queryset):

@@ -69,11 +69,7 @@ class AppearanceViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.Retrie
         appearance, face = self._best_face()
         body = bodies.FaceSubjectSerializer(face, data=request.data)
         body.is_valid(raise_exception=True)
-        subject = body.validated_data["subject"]
-        if subject is None:
-            corrections.mark_unknown(face)
-        else:
-            corrections.name_face(face, subject)
+        corrections.say_who(face, body.validated_data["subject"])
         return self._answer(appearance)
 
     @extend_schema(tags=["appearances"], summary="Not this person (the whole track)",

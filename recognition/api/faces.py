@@ -74,11 +74,7 @@ class FaceViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         face = self.get_object()
         serializer = bodies.FaceSubjectSerializer(face, data=request.data)
         serializer.is_valid(raise_exception=True)
-        subject = serializer.validated_data["subject"]
-        if subject is None:
-            corrections.mark_unknown(face)
-        else:
-            corrections.name_face(face, subject)
+        corrections.say_who(face, serializer.validated_data["subject"])
         return self._answer(face)
 
     @extend_schema(

@@ -141,6 +141,11 @@ def _assign_auto(faces: list[Face], subject_id: int | None, distance: float | No
     return len(auto)
 
 
+def say_who(face: Face, subject: Subject | None) -> Face:
+    """A person's answer to "who is this?": one of their people, or None for "I don't know"."""
+    return mark_unknown(face) if subject is None else name_face(face, subject)
+
+
 def mark_unknown(face: Face) -> Face:
     """"I don't know who this is." Its person, if any, gets a "not this person" too."""
     with transaction.atomic():
