@@ -106,7 +106,10 @@ def test_other_requests_are_not_counted(api_client, user):
 
 def test_a_rate_that_is_not_one_refuses_to_start():
     script = "import django; django.setup()"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "SIGHTLINE_UPLOAD_RATE": "lots"}
+    # A key of its own: whichever servers the environment names, only the rate may be wrong.
+    env = {
+        **os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "SECRET_KEY": "k" * 50, "SIGHTLINE_UPLOAD_RATE": "lots",
+    }
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert "SIGHTLINE_UPLOAD_RATE must be a count per period" in result.stderr
