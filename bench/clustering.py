@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("SIGHTLINE_DATA_DIR", str(REPO / "var" / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
+from bench.servers import sightline_on_own_servers  # noqa: E402
 from bench.shared_faces import DlibPipeline, faces_dir, gallery_photos, load_rgb, probe_photos  # noqa: E402
 
 
@@ -111,7 +112,7 @@ def chinese_whispers(embeddings: np.ndarray, threshold: float) -> list:
 # --- ground truth -----------------------------------------------------------------------------
 
 
-def label_faces(photo_faces: dict, gallery_names: dict) -> dict:
+def label_faces(photo_faces: dict) -> dict:
     """``photo_faces``: photo → [(key, embedding, quality)]; returns key → identity."""
     truth = {}
     references = defaultdict(list)
@@ -210,17 +211,9 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=0, help="also score N synthetic faces")
     args = parser.parse_args()
     root = faces_dir()
-    from config import embedded
-
-    servers = embedded.ensure_running()
-    try:
-        import django
-
-        django.setup()
+    with sightline_on_own_servers():
         from django.conf import settings
-        from django.core.management import call_command
 
-        call_command("migrate", verbosity=0)
         print(f"{platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} cores · "
               f"{time.strftime('%Y-%m-%d')} · distance {settings.SIGHTLINE_CLUSTER_DISTANCE}, "
               f"min faces {settings.SIGHTLINE_CLUSTER_MIN_FACES}, min quality {settings.SIGHTLINE_CLUSTER_MIN_QUALITY}\n")
@@ -228,21 +221,19 @@ def main() -> None:
         print(HEADER)
         for seed in range(args.orders):
             photo_faces, incremental, full = run_sightline(photos, seed)
-            truth = label_faces(photo_faces, {})
+            truth = label_faces(photo_faces)
             keys = sorted(truth)
             print(score_row(f"Sightline, order {seed + 1}, after each upload", [truth[k] for k in keys],
                             singletons([incremental[k] for k in keys])))
             print(score_row(f"Sightline, order {seed + 1}, then recluster --full", [truth[k] for k in keys],
                             singletons([full[k] for k in keys])))
         photo_faces, keys, embeddings = run_dlib(photos)
-        truth = label_faces(photo_faces, {})
+        truth = label_faces(photo_faces)
         labels = [truth[k] for k in keys]
         print(score_row("dlib Chinese whispers 0.5", labels, chinese_whispers(embeddings, 0.5)))
         print(score_row("DBSCAN eps 0.5, min 2", labels, singletons(dbscan(embeddings, 0.5, 2))))
         if args.synthetic:
             synthetic(args.synthetic)
-    finally:
-        servers.stop()
 
 
 def synthetic(count: int) -> None:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("SIGHTLINE_DATA_DIR", str(REPO / "var" / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-STAGES = ("uploading", "detecting", "enhancing", "recognizing")
+STAGES = ("uploading", "queued", "detecting", "enhancing", "recognizing")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
@@ -35,30 +35,22 @@ def main() -> None:
     if not (args.faces_dir / "probes").is_dir():
         sys.exit(f"no probes under {args.faces_dir}")
 
-    from config import embedded
+    from bench.servers import sightline_on_own_servers
 
-    services_ = embedded.ensure_running()
-    try:
+    with sightline_on_own_servers():
         run(args)
-    finally:
-        services_.stop()
 
 
 def run(args) -> None:
-    import django
-
-    django.setup()
     import django_rq
     import torch
     from django.contrib.auth import get_user_model
     from django.core.files.uploadedfile import SimpleUploadedFile
-    from django.core.management import call_command
     from rq import SimpleWorker
 
     from recognition import inference, services
     from recognition.models import Face, Job, Stage, Subject
 
-    call_command("migrate", verbosity=0)
     User = get_user_model()
     User.objects.filter(email="bench@localhost").delete()
     owner = User.objects.create_user(email="bench@localhost", password="bench-only-password")

@@ -30,24 +30,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     args = parser.parse_args()
-    from config import embedded
+    from bench.servers import sightline_on_own_servers
 
-    servers = embedded.ensure_running()
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
+    with sightline_on_own_servers():
         print(f"{platform.node()} · {os.cpu_count()} cores · {time.strftime('%Y-%m-%d')}\n")
         print("| faces | people | insert (COPY) | recluster --full | of which neighbours | again (no change) "
               "| BCubed P | BCubed R | BCubed F1 |")
         print("|---|---|---|---|---|---|---|---|---|")
         for size in args.sizes:
             run(size)
-    finally:
-        servers.stop()
 
 
 def run(size: int) -> None:

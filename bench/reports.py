@@ -29,8 +29,6 @@ os.environ.setdefault("SIGHTLINE_DATA_DIR", str(REPO / "var" / "bench-reports"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("SIGHTLINE_HTTPS", "0")
 os.environ.setdefault("SIGHTLINE_LOG_LEVEL", "WARNING")  # no log line per request timed
-# The embedded servers export their URLs, which makes settings ask for a key as with external ones.
-os.environ.setdefault("SECRET_KEY", "bench-only-key-never-used-to-sign-anything-real")
 
 OWNERS = 100
 ASSETS = 100_000
@@ -51,22 +49,13 @@ def main() -> None:
     if os.environ.get("DATABASE_URL"):
         sys.exit("bench/reports.py wipes its database: it runs only on its own embedded servers (unset DATABASE_URL).")
 
-    from config import embedded
+    from bench.servers import sightline_on_own_servers
 
-    services_ = embedded.ensure_running()
-    try:
+    with sightline_on_own_servers():
         run(args)
-    finally:
-        services_.stop()
 
 
 def run(args) -> None:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
     if not args.keep:
         started = time.perf_counter()
         generate(args.faces_per_asset)

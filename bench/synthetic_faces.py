@@ -78,10 +78,10 @@ def insert_faces(owner, embeddings: np.ndarray, identities: list[int], faces_per
         box = f"[{slot * 100}, 0, {slot * 100 + 90}, 90]"
         vector = "[" + ",".join(f"{v:.6f}" for v in embedding) + "]"
         buffer.write(f"{assets[photo].pk}\t{owner.pk}\t{box}\t[[0, 0], [0, 0], [0, 0], [0, 0], [0, 0]]\t"
-                     f"0.99\t0.9\t{vector}\tsynthetic\tauto\tf\tf\t{now}\n")
+                     f"0.99\t0.9\t{vector}\tsynthetic\tauto\tf\tf\t{now}\t\n")
     buffer.seek(0)
     columns = ("asset_id, owner_id, box, landmarks, score, quality, embedding, model_version, decided_by, "
-               "dismissed, is_example, created_at")
+               "dismissed, is_example, created_at, crop")
     with transaction.atomic(), connection.cursor() as cursor:
         first = Face.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         with cursor.cursor.copy(f"COPY recognition_face ({columns}) FROM STDIN") as copy:

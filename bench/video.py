@@ -73,23 +73,17 @@ def generate_clip(path: Path, minutes: float, faces: Path) -> None:
 
 def run_sightline(path: str) -> dict:
     """In this (fresh) process: upload, process, report seconds and peak memory."""
-    from config import embedded
+    from bench.servers import sightline_on_own_servers
 
-    servers = embedded.ensure_running()
-    try:
-        import django
-
-        django.setup()
+    with sightline_on_own_servers():
         import django_rq
         from django.contrib.auth import get_user_model
         from django.core.files import File
-        from django.core.management import call_command
         from rq import SimpleWorker
 
         from recognition import inference, services
         from recognition.models import Appearance, Face, Job
 
-        call_command("migrate", verbosity=0)
         inference.face_engine(), inference.image_tagger()  # a worker has them loaded already
         user = get_user_model().objects.create_user(email=f"video-{time.time_ns()}@bench", password="x" * 20)
         with open(path, "rb") as handle:
@@ -105,9 +99,6 @@ def run_sightline(path: str) -> dict:
             "appearances": Appearance.objects.filter(asset=outcome.asset).count(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
-    finally:
-        servers.stop()
-
 
 def run_dlib(path: str) -> dict:
     import av
