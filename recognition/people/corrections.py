@@ -118,16 +118,16 @@ def recognise_alike(example: Face) -> int:
     candidates = [f for f in near if f.decided_by == Decider.AUTO and f.subject_id != example.subject_id]
     unnamed = set(Subject.objects.unnamed().filter(pk__in={f.subject_id for f in candidates if f.subject_id})
                   .values_list("pk", flat=True))
+    # Not those recognised as another named person (matching decided that), and a track once.
+    candidates = [f for f in candidates if f.subject_id is None or f.subject_id in unnamed]
+    tracks = list({f.appearance_id: f for f in candidates if f.appearance_id}.values())
+    singles = [f for f in candidates if not f.appearance_id]
     joined, emptied = 0, set()
-    for face in candidates:
-        if face.subject_id is not None and face.subject_id not in unnamed:
-            continue  # recognised as another named person: matching decided, not this
-        if face.subject_id == example.subject_id:
-            continue  # joined already, with its track
-        match = best_match(face)
+    for face, match in [*zip(singles, best_matches(singles)), *((f, best_match(f)) for f in tracks)]:
         if match is not None and match.subject_id == example.subject_id:
             emptied.add(face.subject_id)
-            joined += _assign_auto(track_of(face), match.subject_id, match.distance)
+            joined += _assign_auto(track_of(face) if face.appearance_id else [face], match.subject_id,
+                                   match.distance)
     Subject.objects.filter(pk__in=emptied - {None}, name="", faces__isnull=True).delete()
     return joined
 
@@ -216,19 +216,36 @@ def best_match(face: Face) -> search.Candidate | None:
     leaving out the people it was rejected from and the people already in its picture."""
     from recognition import face_results
 
-    faces = track_of(face)
-    excluded = set(FaceRejection.objects.filter(face__in=faces).values_list("subject_id", flat=True))
-    if face.appearance_id:
-        shown = [f for f in faces if not f.dismissed]
-        embeddings = np.stack([np.asarray(f.embedding, dtype=np.float32) for f in shown])
-        per_face = dict(zip((f.pk for f in shown), search.nearest_subjects(face.owner_id, embeddings)))
-        votes = face_results.track_votes(shown, per_face, excluded)
-        return votes[0] if votes else None
-    in_picture = Face.objects.filter(asset_id=face.asset_id, frame_index=face.frame_index, dismissed=False,
-                                     subject__isnull=False).exclude(pk=face.pk)
-    taken = {(0, subject_id) for subject_id in in_picture.values_list("subject_id", flat=True)}
-    embedding = np.asarray(face.embedding, dtype=np.float32).reshape(1, -1)
-    return search.identify(face.owner_id, embedding, excluded=[excluded], taken=taken)[0][0]
+    if not face.appearance_id:
+        return best_matches([face])[0]
+    shown = [f for f in track_of(face) if not f.dismissed]
+    excluded = set(FaceRejection.objects.filter(face__in=shown).values_list("subject_id", flat=True))
+    embeddings = np.stack([np.asarray(f.embedding, dtype=np.float32) for f in shown])
+    per_face = dict(zip((f.pk for f in shown), search.nearest_subjects(face.owner_id, embeddings)))
+    votes = face_results.track_votes(shown, per_face, excluded)
+    return votes[0] if votes else None
+
+
+def best_matches(faces: list[Face]) -> list[search.Candidate | None]:
+    """``best_match`` for stored photo faces of one owner, in three queries however many:
+    never a person a face was rejected from, nor one already in its picture, nor one person
+    for two of these faces in one picture."""
+    if not faces:
+        return []
+    pks = [f.pk for f in faces]
+    excluded: dict[int, set[int]] = {}
+    for face_id, subject_id in FaceRejection.objects.filter(face_id__in=pks).values_list("face_id", "subject_id"):
+        excluded.setdefault(face_id, set()).add(subject_id)
+    pictures = {f.frame_key for f in faces}
+    others = Face.objects.filter(asset_id__in={asset for asset, _ in pictures}, dismissed=False,
+                                 subject__isnull=False).exclude(pk__in=pks)
+    taken = {(picture, subject_id)
+             for asset_id, frame_index, subject_id in others.values_list("asset_id", "frame_index", "subject_id")
+             if (picture := (asset_id, -1 if frame_index is None else frame_index)) in pictures}
+    embeddings = np.stack([np.asarray(f.embedding, dtype=np.float32) for f in faces])
+    matches, _ = search.identify(faces[0].owner_id, embeddings, groups=[f.frame_key for f in faces],
+                                 excluded=[excluded.get(f.pk, set()) for f in faces], taken=taken)
+    return matches
 
 
 def reassign(face: Face) -> None:

@@ -263,3 +263,25 @@ def test_similar_faces_are_found_past_many_nearer_strangers(auth_client, user, o
     found = auth_client.get(f"{FACES}{query.pk}/similar/", {"limit": 3}).json()
 
     assert sorted(f["id"] for f in found) == sorted(f.pk for f in mine)
+
+
+def test_naming_a_face_at_once_names_its_stored_look_alikes_and_no_one_else(auth_client, user):
+    ada = Subject.objects.create(owner=user, name="Ada")
+    named = make_face(photo(user, 1), embedding=person_vector(1))
+    alike = [make_face(photo(user, 2 + i), embedding=person_vector(1, 10 + i)) for i in range(2)]
+    cluster = Subject.objects.create(owner=user, name="")
+    in_cluster = make_face(photo(user, 5), embedding=person_vector(1, 20), subject=cluster)
+    stranger = make_face(photo(user, 6), embedding=person_vector(2))
+    group_photo = photo(user, 7)  # Ada already named here: her look-alike in it stays someone else
+    make_face(group_photo, embedding=person_vector(3), subject=ada, decided_by="human", box=(0, 0, 9, 9))
+    twin = make_face(group_photo, embedding=person_vector(1, 30), box=(50, 0, 59, 9))
+
+    auth_client.patch(f"{FACES}{named.pk}/", {"subject": ada.pk}, format="json")
+
+    def person(face):
+        return Face.objects.get(pk=face.pk).subject_id
+
+    assert [person(f) for f in alike] == [ada.pk, ada.pk]
+    assert person(in_cluster) == ada.pk and not Subject.objects.filter(pk=cluster.pk).exists()
+    assert (person(stranger), person(twin)) == (None, None)
+    assert Face.objects.get(pk=alike[0].pk).decided_by == "auto"  # matched, not decided by a person
