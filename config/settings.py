@@ -31,6 +31,7 @@
 | ``SIGHTLINE_VIDEO_DETECT_SIDE`` | ``0`` (full size) | find video faces on frames this big (long side), align them from full-size ones: faster, less accurate |
 | ``SIGHTLINE_VIDEO_MAX_FRAMES`` | ``SIGHTLINE_MAX_VIDEO_SECONDS`` × ``SIGHTLINE_VIDEO_FPS`` | most frames analysed per video |
 | ``SIGHTLINE_VIDEO_FRAME_BATCH`` | ``16`` | frames decoded and analysed together |
+| ``SIGHTLINE_PHOTO_BATCH`` | ``8`` | queued photos a worker takes and analyses together (1: one at a time) |
 | ``SIGHTLINE_JOB_RETRY_INTERVALS`` | ``10,60,300`` | seconds before each retry after a transient error |
 | ``SIGHTLINE_JOB_TIMEOUT_SECONDS`` | ``3600`` | hard limit for one processing job |
 | ``SIGHTLINE_REALTIME_TIMEOUT_SECONDS`` | ``30`` | how long recognize/verify/enrol wait for a worker (then 503) |
@@ -332,6 +333,9 @@ SIGHTLINE_VIDEO_DETECT_SIDE = env_int("SIGHTLINE_VIDEO_DETECT_SIDE", 0)
 SIGHTLINE_VIDEO_MAX_FRAMES = env_int("SIGHTLINE_VIDEO_MAX_FRAMES",
                                      int(SIGHTLINE_MAX_VIDEO_SECONDS * SIGHTLINE_VIDEO_FPS) + 1)
 SIGHTLINE_VIDEO_FRAME_BATCH = env_int("SIGHTLINE_VIDEO_FRAME_BATCH", 16)
+SIGHTLINE_PHOTO_BATCH = env_int("SIGHTLINE_PHOTO_BATCH", 8)
+if SIGHTLINE_PHOTO_BATCH < 1:
+    raise ImproperlyConfigured("SIGHTLINE_PHOTO_BATCH must be at least 1.")
 
 # --- Reports and search ------------------------------------------------------------------
 

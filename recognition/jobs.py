@@ -22,12 +22,15 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.db.models import F
 from rq import Callback, Retry, get_current_job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job as RQJob
 from rq.timeouts import JobTimeoutException
 
 from config.refusals import Refusal
+from media.models import Asset
 from media.validation import RejectedUpload
 from recognition import pipeline
-from recognition.models import Job
+from recognition.models import Job, Stage
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ def _retries_left() -> int:
 
 
 def process_asset(job_id: int) -> str:
+    """Process the job, and with it (a photo's) up to ``SIGHTLINE_PHOTO_BATCH - 1`` other photos
+    waiting in the queue (``_take_waiting_photos``): one engine batch, each job settled alone."""
     job = Job.objects.select_related("asset").filter(pk=job_id).first()
     if job is None:
         return "job deleted"  # its asset was deleted while queued: nothing to do
@@ -67,29 +72,123 @@ def process_asset(job_id: int) -> str:
         return f"already {job.stage}"
     Job.objects.filter(pk=job_id).update(attempts=F("attempts") + 1)
     job.refresh_from_db(fields=["attempts"])
+    if job.asset.kind == Asset.Kind.VIDEO:
+        try:
+            pipeline.run_video(job)
+        except JobTimeoutException:
+            return _time_out(job)
+        except Exception as exc:
+            return _settle(job, exc)
+        return "completed"
+
+    others = _take_waiting_photos(job)
     try:
-        pipeline.run(job)
-    except pipeline.StaleRun as exc:
+        problems = pipeline.run_photos([job, *others])
+    except JobTimeoutException:
+        _hand_back(others)
+        return _time_out(job)
+    except Exception as exc:  # the batch as a whole broke: this job's problem, the others go back
+        _hand_back(others)
+        return _settle(job, exc)
+    for other in others:
+        if problems[other.pk] is not None:
+            _settle_taken(other, problems[other.pk])
+    outcome = _settle(job, problems[job.pk]) if problems[job.pk] is not None else "completed"
+    return outcome if not others else f"{outcome} (with {len(others)} more photos)"
+
+
+def _settle(job: Job, exc: Exception) -> str:
+    """What a problem means for the job: fail it with its reason, or raise for RQ to retry."""
+    job_id = job.pk
+    if isinstance(exc, pipeline.StaleRun):
         logger.info("stale run dropped", extra={"job": job_id, "reason": str(exc)})
         return "superseded"
-    except Refusal as refusal:
-        job.fail(refusal.message, refusal.code)
-        return f"failed: {refusal.code}"
-    except JobTimeoutException:
-        limit = settings.SIGHTLINE_JOB_TIMEOUT_SECONDS
-        _fail_safely(job_id, f"Processing took longer than the limit of {limit} s and was stopped.", "timeout")
-        return "failed: timeout"
-    except TRANSIENT_ERRORS as exc:
+    if isinstance(exc, Refusal):
+        job.fail(exc.message, exc.code)
+        return f"failed: {exc.code}"
+    if isinstance(exc, TRANSIENT_ERRORS):
         if _retries_left() > 0:
-            logger.warning("transient error, RQ will retry", extra={"job": job_id}, exc_info=True)
-            raise
+            logger.warning("transient error, RQ will retry", extra={"job": job_id}, exc_info=exc)
+            raise exc
         _fail_safely(job_id, f"Gave up after {job.attempts} attempts: {exc.__class__.__name__}", "unavailable")
         return "failed: unavailable"
-    except Exception as exc:
-        logger.exception("job crashed", extra={"job": job_id})
-        _fail_safely(job_id, f"Internal error while processing ({exc.__class__.__name__}).", "internal_error")
-        return "failed: internal_error"
-    return "completed"
+    logger.error("job crashed", extra={"job": job_id}, exc_info=exc)
+    _fail_safely(job_id, f"Internal error while processing ({exc.__class__.__name__}).", "internal_error")
+    return "failed: internal_error"
+
+
+def _time_out(job: Job) -> str:
+    limit = settings.SIGHTLINE_JOB_TIMEOUT_SECONDS
+    _fail_safely(job.pk, f"Processing took longer than the limit of {limit} s and was stopped.", "timeout")
+    return "failed: timeout"
+
+
+# --- photos processed together ---------------------------------------------------------------
+# A worker that starts a photo's job also takes other photos' jobs still waiting in the queue:
+# each is removed from the queue's list (atomically, so two workers never take the same one)
+# and its row then names the running rq job (``rq_job_id``). Everything that follows keeps the
+# usual guarantees: if the worker dies, RQ retries the running rq job, which takes back the
+# jobs naming it; once that rq job has failed or finished, ``services.recover_stuck_jobs``
+# queues any of them left unfinished again, alone.
+
+
+def _take_waiting_photos(job: Job) -> list[Job]:
+    current = get_current_job()
+    limit = settings.SIGHTLINE_PHOTO_BATCH - 1
+    if current is None or limit == 0:
+        return []  # called directly (tests, commands), or one photo at a time
+    # Jobs this rq job took before a crash first: nobody else will run them while it is retried.
+    taken = list(
+        Job.objects.active().select_related("asset").filter(rq_job_id=current.id).exclude(pk=job.pk)
+        .order_by("created_at", "pk")[:limit]
+    )
+    queue = django_rq.get_queue(current.origin)
+    waiting = (
+        Job.objects.filter(stage=Stage.QUEUED, asset__kind=Asset.Kind.IMAGE).exclude(rq_job_id="")
+        .exclude(pk=job.pk).order_by("created_at", "pk").values_list("pk", "rq_job_id")
+    )
+    for pk, rq_job_id in waiting[: 2 * limit]:
+        if len(taken) >= limit:
+            break
+        if not queue.remove(rq_job_id):
+            continue  # another worker started it meanwhile
+        Job.objects.filter(pk=pk).update(rq_job_id=current.id)
+        _delete_rq_job(rq_job_id, queue.connection)
+        taken.extend(Job.objects.select_related("asset").filter(pk=pk))
+    if taken:
+        Job.objects.filter(pk__in=[t.pk for t in taken]).update(attempts=F("attempts") + 1)
+        for other in taken:
+            other.refresh_from_db(fields=["attempts", "stage"])
+    return [other for other in taken if not other.is_finished]
+
+
+def _delete_rq_job(rq_job_id: str, connection) -> None:
+    try:
+        RQJob.fetch(rq_job_id, connection=connection).delete(remove_from_queue=False)
+    except NoSuchJobError:
+        pass
+
+
+def _settle_taken(job: Job, exc: Exception) -> None:
+    """A taken job's problem: as its own rq job would settle it, except that a transient error
+    queues it again alone (it has no rq job of its own to retry)."""
+    if isinstance(exc, TRANSIENT_ERRORS):
+        _hand_back([job])
+        return
+    _settle(job, exc)
+
+
+def _hand_back(taken: list[Job]) -> None:
+    """Queue unfinished taken jobs again, each alone. Should Redis be down, the sweep
+    (``recover_stuck_jobs``) finds them later: their rq job will have failed."""
+    for job in taken:
+        try:
+            job.refresh_from_db(fields=["stage"])
+            if not job.is_finished:
+                job.advance(Stage.QUEUED)
+                enqueue_processing(job)
+        except (*TRANSIENT_ERRORS, DatabaseError):
+            logger.warning("could not queue a taken job again", extra={"job": job.pk}, exc_info=True)
 
 
 def _fail_safely(job_id: int, error: str, code: str) -> None:

@@ -53,7 +53,8 @@ STAGE_PROGRESS = {
 
 class JobQuerySet(models.QuerySet):
     def active(self):
-        return self.exclude(stage__in=TERMINAL_STAGES)
+        # Named stages, not "not terminal": the stage index then finds the few active jobs.
+        return self.filter(stage__in=[stage for stage in Stage.values if stage not in TERMINAL_STAGES])
 
     def newest_first(self):
         return self.order_by("-created_at", "-id")

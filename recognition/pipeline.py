@@ -13,6 +13,10 @@ Memory stays bounded for long videos: frames are decoded and processed a batch a
 never kept; what crosses from one stage to the next is per face and small (boxes, 150×150
 uint8 chips in a temporary file, JPEG crops) plus a tiny thumbnail per sampled frame.
 
+Photos waiting together go through together (``run_photos``, fed by the worker's batch in
+``jobs.process_asset``): one engine call per stage for all of them, each job still with its own
+stages, timings, events and transaction, and a photo that breaks a step failing alone.
+
 Re-running is idempotent: results replace the asset's previous faces, appearances and tags in
 one transaction, carrying over every human decision (``face_results``), and a run that finds a
 newer attempt in charge of the job writes nothing. New unknown faces are then clustered
@@ -29,9 +33,9 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 from PIL import Image
+from rq.timeouts import JobTimeoutException
 
 from media import services as media_services
-from media.models import Asset
 from recognition import face_results, inference
 from recognition.engine.detector import Detections
 from recognition.engine.tracker import SampledFace, Track, scene_cuts, track_faces
@@ -48,6 +52,10 @@ FRAME_SIDE = 480  # an appearance's best frame is stored this big
 DETECTING_SPAN = (10, 40)
 ENHANCING_SPAN = (45, 60)
 RECOGNIZING_SPAN = (65, 90)
+
+
+# The worker's alarm stops the whole run: never one photo's problem, never retried photo by photo.
+ENDS_THE_RUN = (JobTimeoutException,)
 
 
 class StaleRun(Exception):
@@ -72,9 +80,8 @@ class Detected:
 
     frames: list  # media_services.VideoFrame without pixels for videos; the photo's one entry
     detections: list  # engine Detections, one per frame
-    tag_image: np.ndarray | None = None
+    tag_image: np.ndarray | None = None  # a video's first frame
     thumbnails: list = field(default_factory=list)  # tiny frames, for scene cuts (videos)
-    image: np.ndarray | None = None  # the photo's pixels
 
     @property
     def face_count(self) -> int:
@@ -91,37 +98,141 @@ class Prepared:
     frames: dict[int, bytes] = field(default_factory=dict)  # frame index → small JPEG (videos)
 
 
-def run(job: Job) -> None:
-    asset = job.asset
+def run_video(job: Job) -> None:
+    """One video; raises what went wrong (``jobs.process_asset`` decides what it means)."""
     attempt = job.attempts
-    engine = inference.face_engine()
-    job.model_version = engine.model_version
-    job.save(update_fields=["model_version", "updated_at"])
-    is_video = asset.kind == Asset.Kind.VIDEO
+    engine = _start(job)
 
     job.advance(Stage.DETECTING)
-    detected = _detect_video(job, engine) if is_video else _detect_photo(job, engine)
+    detected = _detect_video(job, engine)
 
     job.advance(Stage.ENHANCING)
     with tempfile.TemporaryDirectory(prefix="sightline-chips-") as scratch:
-        prepared = (_enhance_video(job, engine, detected, scratch) if is_video
-                    else _enhance_photo(engine, detected))
+        prepared = _enhance_video(job, engine, detected, scratch)
 
         job.advance(Stage.RECOGNIZING)
         embeddings = _embed(job, engine, prepared.chips)
     found = _found_faces(detected, prepared, embeddings)
-    tracks = _tracks(detected, found) if is_video else None
+    tracks = _tracks(detected, found)
     tags, image_embedding = inference.image_tagger().tag_and_embed([detected.tag_image], top_k=TAGS_PER_IMAGE)
     _save_results(job, attempt, found, tracks, prepared.frames, tags[0], image_embedding[0], engine.model_version)
 
 
+def run_photos(jobs: list[Job]) -> dict[int, Exception | None]:
+    """Photos through the stages together: each stage is one engine call for all of them
+    (detection, alignment, embedding, tagging), while every job keeps its own stages, timings
+    and events, and is saved in its own transaction.
+
+    Returns each job's problem (None when it completed). A problem is one job's alone: a photo
+    that cannot be decoded or saved fails by itself, and a batched engine call that raises is
+    repeated photo by photo so that only the photo that causes it fails. Timeouts (raised by
+    the worker's alarm, not ``Exception``) end the whole call.
+    """
+    problems: dict[int, Exception | None] = {}
+    attempts = {job.pk: job.attempts for job in jobs}
+    engine = inference.face_engine()
+    images: dict[int, np.ndarray] = {}
+    for job in jobs:
+        try:
+            _start(job, engine)
+            job.advance(Stage.DETECTING)
+            images[job.pk] = media_services.load_image(job.asset)
+        except ENDS_THE_RUN:
+            raise
+        except Exception as exc:
+            problems[job.pk] = exc
+    live = [job for job in jobs if job.pk in images]
+
+    live, found = _succeeded(live, _one_by_one_on_failure(engine.detect, [images[job.pk] for job in live]), problems)
+    detections = {job.pk: faces for job, faces in zip(live, found)}
+    for job in live:
+        job.advance(Stage.ENHANCING)
+
+    def prepare(pairs):
+        prepared = engine.prepare([image for image, _ in pairs], [faces for _, faces in pairs])
+        chips, counts = engine.chips_uint8(prepared), np.cumsum([0] + [len(faces) for _, faces in pairs])
+        return [(chips[a:b], prepared.quality[a:b]) for a, b in zip(counts[:-1], counts[1:])]
+
+    live, chipped = _succeeded(
+        live, _one_by_one_on_failure(prepare, [(images[job.pk], detections[job.pk]) for job in live]), problems
+    )
+    prepared = {
+        job.pk: Prepared(chips, quality, _crops(images[job.pk], detections[job.pk]))
+        for job, (chips, quality) in zip(live, chipped)
+    }
+    for job in live:
+        job.advance(Stage.RECOGNIZING)
+
+    def embed(chip_sets):
+        embeddings, counts = _embed(None, engine, np.concatenate(chip_sets)), np.cumsum([0] + [len(c) for c in chip_sets])
+        return [embeddings[a:b] for a, b in zip(counts[:-1], counts[1:])]
+
+    live, embedded = _succeeded(live, _one_by_one_on_failure(embed, [prepared[job.pk].chips for job in live]), problems)
+    tagger = inference.image_tagger()
+
+    def tag(pictures):
+        tags, image_embeddings = tagger.tag_and_embed(pictures, top_k=TAGS_PER_IMAGE)
+        return list(zip(tags, image_embeddings))
+
+    tagged = _one_by_one_on_failure(tag, [images[job.pk] for job in live])
+    for job, embeddings, tags in zip(live, embedded, tagged):
+        if isinstance(tags, Exception):
+            problems[job.pk] = tags
+            continue
+        detected = Detected([media_services.VideoFrame(None, None, None)], [detections[job.pk]])
+        try:
+            found = _found_faces(detected, prepared[job.pk], embeddings)
+            _save_results(job, attempts[job.pk], found, None, {}, tags[0], tags[1], engine.model_version)
+        except ENDS_THE_RUN:
+            raise
+        except Exception as exc:
+            problems[job.pk] = exc
+    return {job.pk: problems.get(job.pk) for job in jobs}
+
+
+def _start(job: Job, engine=None):
+    engine = engine or inference.face_engine()
+    job.model_version = engine.model_version
+    job.save(update_fields=["model_version", "updated_at"])
+    return engine
+
+
+def _one_by_one_on_failure(step, items: list) -> list:
+    """``step`` (items → one result per item) on all items at once; if that raises, on each
+    item alone, so the result of an item that breaks it is its exception."""
+    if not items:
+        return []
+    try:
+        return step(items)
+    except ENDS_THE_RUN:
+        raise
+    except Exception as exc:
+        if len(items) == 1:
+            return [exc]
+        logger.warning("batched step failed, repeating it photo by photo", exc_info=True)
+    results = []
+    for item in items:
+        try:
+            results.extend(step([item]))
+        except ENDS_THE_RUN:
+            raise
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
+def _succeeded(jobs: list[Job], results: list, problems: dict) -> tuple[list[Job], list]:
+    """The jobs whose result is not an exception, with their results; the others' go to ``problems``."""
+    kept = []
+    for job, result in zip(jobs, results):
+        if isinstance(result, Exception):
+            problems[job.pk] = result
+        else:
+            kept.append((job, result))
+    return [job for job, _ in kept], [result for _, result in kept]
+
+
 # --- detecting ---------------------------------------------------------------------------------
-
-
-def _detect_photo(job: Job, engine) -> Detected:
-    image = media_services.load_image(job.asset)
-    frame = media_services.VideoFrame(index=None, timestamp=None, image=None)
-    return Detected([frame], engine.detect([image]), tag_image=image, image=image)
 
 
 def _video_frames(asset, max_side: int | None = None):
@@ -195,12 +306,6 @@ def _crops(image: np.ndarray, detections) -> list[bytes]:
     return crops
 
 
-def _enhance_photo(engine, detected: Detected) -> Prepared:
-    prepared = engine.prepare([detected.image], detected.detections)
-    crops = _crops(detected.image, detected.detections[0])
-    return Prepared(engine.chips_uint8(prepared), prepared.quality, crops)
-
-
 def _enhance_video(job: Job, engine, detected: Detected, scratch: str) -> Prepared:
     """Decode the sampled frames again; align, correct and score the faces of those with faces.
     Chips go to a temporary file, so a long video's faces never sit in memory together."""
@@ -244,11 +349,12 @@ def _enhance_video(job: Job, engine, detected: Detected, scratch: str) -> Prepar
 # --- recognizing -------------------------------------------------------------------------------
 
 
-def _embed(job: Job, engine, chips: np.ndarray) -> np.ndarray:
+def _embed(job: Job | None, engine, chips: np.ndarray) -> np.ndarray:
+    """Embeddings of ``chips``, ``EMBED_BATCH`` at a time (reporting a video's progress)."""
     embeddings = np.zeros((len(chips), 128), np.float32)
     for start in range(0, len(chips), EMBED_BATCH):
         embeddings[start:start + EMBED_BATCH] = engine.embed_prepared(chips[start:start + EMBED_BATCH])
-        if len(chips) > EMBED_BATCH:
+        if job is not None and len(chips) > EMBED_BATCH:
             job.report_progress(_in_span(RECOGNIZING_SPAN, start + EMBED_BATCH, len(chips)))
     return embeddings
 

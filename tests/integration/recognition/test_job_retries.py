@@ -22,16 +22,16 @@ def photo_job(user, settings, tmp_path):
 
 
 def failing_first(times: int, monkeypatch):
-    real_run = pipeline.run
+    real_run = pipeline.run_photos
     calls = {"n": 0}
 
-    def run(job):
+    def run_photos(jobs):
         calls["n"] += 1
         if calls["n"] <= times:
             raise OperationalError("server closed the connection unexpectedly")
-        return real_run(job)
+        return real_run(jobs)
 
-    monkeypatch.setattr(pipeline, "run", run)
+    monkeypatch.setattr(pipeline, "run_photos", run_photos)
     return calls
 
 
@@ -60,7 +60,7 @@ def test_a_job_past_its_time_limit_fails_as_a_timeout(photo_job, run_jobs, monke
     settings.SIGHTLINE_JOB_TIMEOUT_SECONDS = 1
     Job.objects.filter(pk=photo_job.pk).update(stage=Stage.FAILED)  # drop the job queued on upload
     job = services.rerun_asset(photo_job.asset)  # queued again, under the 1 s limit
-    monkeypatch.setattr(pipeline, "run", lambda job: time.sleep(5))
+    monkeypatch.setattr(pipeline, "run_photos", lambda jobs: time.sleep(5))
     run_jobs()
     job.refresh_from_db()
     assert (job.stage, job.error_code) == (Stage.FAILED, "timeout")
@@ -69,10 +69,10 @@ def test_a_job_past_its_time_limit_fails_as_a_timeout(photo_job, run_jobs, monke
 
 def test_a_bug_is_an_internal_error_whose_words_stay_in_the_log(photo_job, run_jobs, monkeypatch):
     """A ValueError deep in a library is no judgement on the user's file."""
-    def run(job):
+    def run_photos(jobs):
         raise ValueError("operands could not be broadcast together with shapes (3,) (4,)")
 
-    monkeypatch.setattr(pipeline, "run", run)
+    monkeypatch.setattr(pipeline, "run_photos", run_photos)
     run_jobs()
     job = Job.objects.get(pk=photo_job.pk)
     assert (job.stage, job.error_code) == (Stage.FAILED, "internal_error")
@@ -82,10 +82,10 @@ def test_a_bug_is_an_internal_error_whose_words_stay_in_the_log(photo_job, run_j
 def test_a_file_that_no_longer_decodes_fails_with_the_refusals_reason(photo_job, run_jobs, monkeypatch):
     from media.validation import RejectedUpload
 
-    def run(job):
+    def run_photos(jobs):
         raise RejectedUpload("The image data is truncated.", "corrupt")
 
-    monkeypatch.setattr(pipeline, "run", run)
+    monkeypatch.setattr(pipeline, "run_photos", run_photos)
     run_jobs()
     job = Job.objects.get(pk=photo_job.pk)
     assert (job.stage, job.error_code, job.error) == (Stage.FAILED, "corrupt", "The image data is truncated.")

@@ -1,0 +1,134 @@
+"""Photos waiting in the queue go through the worker together (``SIGHTLINE_PHOTO_BATCH``), and
+each job still ends as it would alone: its own stages, attempts and faces, failing alone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import django_rq
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from recognition import services
+from recognition.models import Face, Job, Stage
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+STAGES = {"uploading", "queued", "detecting", "enhancing", "recognizing"}
+
+
+def probes(faces_dir: Path, count: int) -> list[Path]:
+    return sorted(p for p in (faces_dir / "probes").iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:count]
+
+
+def upload_all(owner, paths: list[Path]) -> list[Job]:
+    return [services.upload(owner, SimpleUploadedFile(p.name, p.read_bytes())).job for p in paths]
+
+
+def faces_of(job: Job) -> list[tuple]:
+    return [(tuple(f.box), np.asarray(f.embedding)) for f in Face.objects.filter(asset=job.asset).order_by("id")]
+
+
+def rq_results(forget: bool = False) -> list[str]:
+    """What the rq jobs that ran returned (``forget``: and forget them)."""
+    queue = django_rq.get_queue("inference")
+    registry = queue.finished_job_registry
+    results = []
+    for job_id in registry.get_job_ids():
+        results.append(queue.fetch_job(job_id).return_value())
+        if forget:
+            registry.remove(job_id, delete_job=True)
+    return results
+
+
+def test_a_worker_takes_the_waiting_photos_and_each_ends_as_it_would_alone(
+    user, other_user, faces_dir, run_jobs, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    paths = probes(faces_dir, 3)
+    settings.SIGHTLINE_PHOTO_BATCH = 1
+    alone = upload_all(other_user, paths)
+    run_jobs()
+    assert rq_results(forget=True) == ["completed"] * 3
+    settings.SIGHTLINE_PHOTO_BATCH = 8
+    together = upload_all(user, paths)
+    run_jobs()
+
+    # One rq job ran; it took the two others off the queue.
+    assert rq_results() == ["completed (with 2 more photos)"]
+    for single, batched in zip(alone, together):
+        single.refresh_from_db()
+        batched.refresh_from_db()
+        assert batched.stage == Stage.COMPLETED, batched.error
+        assert batched.attempts == 1
+        assert set(batched.timings) == STAGES
+        assert all(batched.timings[s]["seconds"] >= 0 for s in STAGES)
+        expected, found = faces_of(single), faces_of(batched)
+        assert len(found) == len(expected) > 0
+        for (box_a, embedding_a), (box_b, embedding_b) in zip(expected, found):
+            assert np.allclose(box_a, box_b, atol=0.5)
+            assert np.linalg.norm(embedding_a - embedding_b) < 1e-3
+        assert batched.asset.tags.count() == single.asset.tags.count() > 0
+
+
+def test_a_photo_that_cannot_be_read_fails_alone_and_the_others_complete(user, faces_dir, run_jobs, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    jobs = upload_all(user, probes(faces_dir, 3))
+    broken = jobs[1]
+    # The stored original rots after upload (a disk fault): the worker cannot decode it.
+    Path(broken.asset.file.path).write_bytes(b"\xff\xd8\xff\xe0 not a jpeg any more")
+    run_jobs()
+
+    for job in jobs:
+        job.refresh_from_db()
+    assert jobs[1].stage == Stage.FAILED
+    assert jobs[1].error and jobs[1].error_code
+    assert not Face.objects.filter(asset=broken.asset).exists()
+    for job in (jobs[0], jobs[2]):
+        assert job.stage == Stage.COMPLETED, job.error
+        assert Face.objects.filter(asset=job.asset).exists()
+
+
+def test_photos_taken_by_a_worker_that_died_are_taken_back_when_its_job_is_retried(
+    user, faces_dir, run_jobs, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    leader, *taken = upload_all(user, probes(faces_dir, 3))
+    queue = django_rq.get_queue("inference")
+    # What a worker that died mid-batch leaves: the others off the queue and naming its rq job,
+    # halfway through their stages, with an attempt spent.
+    for job in taken:
+        queue.remove(job.rq_job_id)
+        queue.fetch_job(job.rq_job_id).delete()
+        Job.objects.filter(pk=job.pk).update(rq_job_id=leader.rq_job_id, attempts=1)
+        job.refresh_from_db()
+        job.advance(Stage.DETECTING)
+    run_jobs()  # RQ's retry of the leader's rq job
+
+    assert rq_results() == ["completed (with 2 more photos)"]
+    for job in (leader, *taken):
+        job.refresh_from_db()
+        assert job.stage == Stage.COMPLETED, job.error
+        assert Face.objects.filter(asset=job.asset).exists()
+    assert [job.attempts for job in taken] == [2, 2]
+
+
+def test_jobs_left_by_a_batch_whose_rq_job_is_gone_are_queued_again_alone(user, faces_dir, run_jobs, settings,
+                                                                           tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    leader, taken = upload_all(user, probes(faces_dir, 2))
+    queue = django_rq.get_queue("inference")
+    queue.remove(taken.rq_job_id)
+    queue.fetch_job(taken.rq_job_id).delete()
+    Job.objects.filter(pk=taken.pk).update(rq_job_id=leader.rq_job_id, attempts=1)
+    queue.remove(leader.rq_job_id)
+    queue.fetch_job(leader.rq_job_id).delete()  # Redis lost the batch's rq job
+
+    recovery = services.recover_stuck_jobs(grace=timedelta(0))
+    assert sorted(recovery.requeued) == sorted([leader.pk, taken.pk])
+    run_jobs()
+    for job in (leader, taken):
+        job.refresh_from_db()
+        assert job.stage == Stage.COMPLETED, job.error
