@@ -84,3 +84,8 @@ def test_s3_storage_is_selectable_by_setting():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["S3Storage", "sightline-media"]
+
+
+def test_one_gpu_may_be_named():
+    """`manage.py serve` pins each inference worker with SIGHTLINE_DEVICE=cuda:N."""
+    assert _setting("SIGHTLINE_DEVICE", {**PRODUCTION_ENV, "SIGHTLINE_DEVICE": "cuda:1"}) == "cuda:1"

@@ -3,6 +3,11 @@
 Starts the embedded PostgreSQL and Redis when no URL is configured, applies migrations,
 makes sure an admin account exists, then runs Daphne and the rq workers as child processes
 until Ctrl-C or SIGTERM, and stops every child (and the servers it started) on the way out.
+
+How many of each, and how many torch threads each gets, comes from ``plan_processes``: several
+Daphne processes share the one port (``serve`` binds it and hands each its listening socket),
+inference workers are one per GPU (each pinned with ``SIGHTLINE_DEVICE=cuda:N``) or, on CPU,
+split the cores with the realtime worker so their threads add up to the machine.
 """
 
 from __future__ import annotations
@@ -10,15 +15,17 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from config import embedded
 
@@ -26,6 +33,117 @@ from config import embedded
 # the current job finish, so the worker gets longer.
 STOP_GRACE_SECONDS = {"web": 10, "worker": 30, "realtime": 15}
 MAX_RESTARTS_PER_MINUTE = 5
+# Past a few intra-op threads torch gains little on CPU while a job's decoding, database writes
+# and Python stay serial: more cores go to another worker process instead.
+THREADS_PER_CPU_WORKER = 4
+LISTEN_BACKLOG = 1024
+
+
+@dataclass(frozen=True)
+class Child:
+    role: str  # web, worker, realtime, cron: the grace period and the Procfile role
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    pass_fds: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcessPlan:
+    web_processes: int
+    worker_devices: tuple[str, ...]  # one entry per inference worker: "cpu" or "cuda:N"
+    worker_threads: int  # torch intra-op threads of each inference worker
+    realtime_threads: int
+
+    def describe(self) -> str:
+        if not self.worker_devices:
+            return f"{self.web_processes} web, no workers"
+        devices = ", ".join(sorted(set(self.worker_devices)))
+        return (f"{self.web_processes} web; {len(self.worker_devices)} inference on {devices}, torch threads "
+                f"{self.worker_threads} each; realtime, torch threads {self.realtime_threads}")
+
+
+def plan_processes(cpus: int, gpus: int, device: str = "auto", web_processes: int = 0,
+                   inference_workers: int = 0, torch_threads: int = 0) -> ProcessPlan:
+    """How many processes of each kind, on which device, with how many torch threads.
+
+    The realtime worker answers one photo at a time: one thread. Inference workers share the
+    other cores (at least one), so torch's threads add up to the machine instead of fighting
+    over it (oversubscribed intra-op threads spin and stall each other). With GPUs, one worker
+    per GPU; their CPU threads (decoding, alignment) split the same cores. Web processes run no
+    torch: one per core, they take turns with the workers when uploads arrive. ``0`` means
+    automatic for every count; ``torch_threads`` (SIGHTLINE_TORCH_THREADS) overrides the split.
+    """
+    cpus, realtime_threads = max(1, cpus), 1
+    budget = max(1, cpus - realtime_threads)
+    use_gpus = gpus > 0 and device in ("auto", "cuda")
+    if device.startswith("cuda:"):
+        workers = inference_workers or 1
+        devices = (device,) * workers
+    elif use_gpus:
+        workers = inference_workers or gpus
+        devices = tuple(f"cuda:{index % gpus}" for index in range(workers))
+    else:
+        workers = inference_workers or max(1, budget // THREADS_PER_CPU_WORKER)
+        devices = ("cpu" if device in ("auto", "cpu") else device,) * workers
+    threads = torch_threads or max(1, budget // workers)
+    return ProcessPlan(
+        web_processes=web_processes or cpus,
+        worker_devices=devices,
+        worker_threads=threads,
+        realtime_threads=torch_threads or realtime_threads,
+    )
+
+
+def visible_gpus(device: str) -> int:
+    """CUDA devices the workers could use; 0 when the device is cpu or CUDA is absent."""
+    if device not in ("auto", "cuda"):
+        return 0
+    import torch  # only here: serve itself runs no model
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def available_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """Sockets the web processes accept on, bound here so they share one port.
+
+    On Linux each process gets its own socket in one SO_REUSEPORT group: the kernel spreads
+    new connections evenly, where one shared socket would let the first process to wake take a
+    whole burst. ``serve`` keeps them open, so connections wait in the backlog while a crashed
+    web process restarts. Elsewhere the processes share one socket.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    reuse_port = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT") and count > 1
+    if reuse_port:
+        # A port in use fails here, as a single bind would: joining someone else's group
+        # (another serve of this user) would silently split their traffic with ours.
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+            port = probe.getsockname()[1]
+    sockets = []
+    try:
+        for _ in range(count if reuse_port else 1):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+            sock.listen(LISTEN_BACKLOG)
+            sock.set_inheritable(True)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def _die_with_parent() -> None:
@@ -44,12 +162,17 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--host", default=os.environ.get("SIGHTLINE_HOST", "127.0.0.1"))
         parser.add_argument("--no-worker", action="store_true", help="Run only the web server.")
+        parser.add_argument("--web-processes", type=int, default=settings.SIGHTLINE_WEB_PROCESSES,
+                            help="Daphne processes behind the port (default: SIGHTLINE_WEB_PROCESSES, or one per core).")
+        parser.add_argument("--inference-workers", type=int, default=settings.SIGHTLINE_INFERENCE_WORKERS,
+                            help="Inference workers (default: SIGHTLINE_INFERENCE_WORKERS, or from the GPUs and cores).")
 
     def handle(self, *args, **options):
         self._stopping = False
         previous_handlers = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         services = embedded.EmbeddedServices()
         children: dict[str, subprocess.Popen] = {}
+        self._sockets: list[socket.socket] = []
         try:
             services = embedded.ensure_running()
             call_command("migrate", interactive=False, verbosity=0)
@@ -58,11 +181,13 @@ class Command(BaseCommand):
             self._ensure_admin()
             if not self._stopping:
                 self._commands = self._child_commands(options)
-                children = {name: self._spawn(command) for name, command in self._commands.items()}
+                children = {name: self._spawn(child) for name, child in self._commands.items()}
                 self._print_banner(options)
                 self._supervise(children)
         finally:
             self._stop_children(children)
+            for sock in self._sockets:
+                sock.close()
             services.stop()
             for sig, handler in previous_handlers.items():
                 signal.signal(sig, handler)
@@ -73,29 +198,56 @@ class Command(BaseCommand):
     def _request_stop(self, signum, frame):
         self._stopping = True
 
-    def _child_commands(self, options) -> dict[str, list[str]]:
+    def _child_commands(self, options) -> dict[str, Child]:
         python = sys.executable
         manage = str(Path(settings.BASE_DIR) / "manage.py")
-        commands = {
-            "web": [python, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]), "--access-log", os.devnull, "config.asgi:application"],
-        }
+        torch_threads = os.environ.get("SIGHTLINE_TORCH_THREADS", "").strip()
+        if torch_threads and not (torch_threads.isdigit() and int(torch_threads) > 0):
+            raise CommandError(f"SIGHTLINE_TORCH_THREADS must be a positive integer, got {torch_threads!r}.")
+        if options["web_processes"] < 0 or options["inference_workers"] < 0:
+            raise CommandError("--web-processes and --inference-workers must be 0 (automatic) or more.")
+        self._plan = plan_processes(
+            available_cpus(), 0 if options["no_worker"] else visible_gpus(settings.SIGHTLINE_DEVICE),
+            settings.SIGHTLINE_DEVICE, options["web_processes"], options["inference_workers"],
+            int(torch_threads or 0),
+        )
+        if options["no_worker"]:
+            self._plan = replace(self._plan, worker_devices=())
+        daphne = [python, "-m", "daphne", "--access-log", os.devnull]
+        app = "config.asgi:application"
+        children: dict[str, Child] = {}
+        if ":" in options["host"]:
+            # Daphne adopts inherited sockets as IPv4 only: one process binds an IPv6 host itself.
+            self._plan = replace(self._plan, web_processes=1)
+            children["web"] = Child("web", [*daphne, "-b", options["host"], "-p", str(options["port"]), app])
+        else:
+            self._sockets = listening_sockets(options["host"], options["port"], self._plan.web_processes)
+            for index in range(self._plan.web_processes):
+                fd = self._sockets[index % len(self._sockets)].fileno()
+                children[f"web-{index + 1}"] = Child("web", [*daphne, "--fd", str(fd), app], pass_fds=(fd,))
         if not options["no_worker"]:
             worker_class = ["--worker-class", "recognition.worker.SightlineWorker"]
-            commands["worker"] = [python, manage, "rqworker", "inference", "default", "--with-scheduler", *worker_class]
+            for index, device in enumerate(self._plan.worker_devices):
+                children[f"worker-{index + 1}"] = Child(
+                    "worker", [python, manage, "rqworker", "inference", "default", "--with-scheduler", *worker_class],
+                    {"SIGHTLINE_DEVICE": device, "SIGHTLINE_TORCH_THREADS": str(self._plan.worker_threads)},
+                )
             # Requests a user waits on get a worker of their own, never stuck behind a long video.
-            commands["realtime"] = [python, manage, "rqworker", "realtime", *worker_class]
+            children["realtime"] = Child("realtime", [python, manage, "rqworker", "realtime", *worker_class],
+                                         {"SIGHTLINE_TORCH_THREADS": str(self._plan.realtime_threads)})
             # Enqueues the scheduled jobs (the nightly recluster) for the workers above.
-            commands["cron"] = [python, manage, "rqcron", "recognition.cron"]
-        return commands
+            children["cron"] = Child("cron", [python, manage, "rqcron", "recognition.cron"])
+        return children
 
-    def _spawn(self, command: list[str]) -> subprocess.Popen:
+    def _spawn(self, child: Child) -> subprocess.Popen:
         # Own session: Ctrl-C reaches only us, and we stop children in order, once.
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **child.env)
         # Daphne serves plain HTTP here; behind a TLS proxy set SIGHTLINE_HTTPS=1 yourself.
         env.setdefault("SIGHTLINE_HTTPS", "0")
         # The children see the embedded servers' URLs as given: hand them the key we use too.
         env.setdefault("SECRET_KEY", settings.SECRET_KEY)
-        return subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_die_with_parent)
+        return subprocess.Popen(child.command, env=env, start_new_session=True, preexec_fn=_die_with_parent,
+                                pass_fds=child.pass_fds)
 
     def _supervise(self, children: dict[str, subprocess.Popen]) -> None:
         """Wait for Ctrl-C. A child that dies (a crash in a native video decoder, say) is
@@ -120,7 +272,7 @@ class Command(BaseCommand):
                 child.send_signal(signal.SIGTERM)
         for name, child in children.items():
             try:
-                child.wait(timeout=STOP_GRACE_SECONDS.get(name, 10))
+                child.wait(timeout=STOP_GRACE_SECONDS.get(self._commands[name].role, 10))
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
@@ -163,5 +315,6 @@ class Command(BaseCommand):
             f"  Queues:   {base}/admin/django_rq/dashboard/\n"
             f"  API docs: {base}/api/docs/\n"
             f"  Health:   {base}/readyz\n"
+            f"Processes: {self._plan.describe()}.\n"
             "Press Ctrl-C to stop."
         )

@@ -1,0 +1,91 @@
+"""`manage.py serve`'s process plan and shared port, without starting anything else."""
+
+import errno
+import select
+import socket
+
+import pytest
+
+from config.management.commands.serve import listening_sockets, plan_processes
+
+
+def test_two_cores_one_thread_each_for_the_two_model_processes():
+    plan = plan_processes(cpus=2, gpus=0)
+    assert plan.web_processes == 2
+    assert plan.worker_devices == ("cpu",)
+    assert plan.worker_threads == 1 and plan.realtime_threads == 1
+
+
+@pytest.mark.parametrize("cpus", [1, 2, 3, 4, 5, 8, 9, 16, 32, 64])
+def test_torch_threads_add_up_to_the_cores_on_cpu(cpus):
+    plan = plan_processes(cpus=cpus, gpus=0)
+    total = len(plan.worker_devices) * plan.worker_threads + plan.realtime_threads
+    assert total <= max(cpus, 2)  # one core: the realtime worker and one worker thread share it
+    assert total >= cpus - len(plan.worker_devices)  # a remainder of less than one thread per worker
+    assert plan.worker_threads <= 2 * 4  # past a few threads, cores go to another worker
+
+
+def test_sixteen_cores_three_workers_of_five_threads():
+    plan = plan_processes(cpus=16, gpus=0)
+    assert plan.worker_devices == ("cpu",) * 3
+    assert (plan.worker_threads, plan.realtime_threads, plan.web_processes) == (5, 1, 16)
+
+
+def test_one_worker_per_gpu_each_pinned():
+    plan = plan_processes(cpus=16, gpus=2, device="auto")
+    assert plan.worker_devices == ("cuda:0", "cuda:1")
+    assert plan.worker_threads == 7  # the CPU side (decoding, alignment) splits the other cores
+
+
+def test_more_workers_than_gpus_go_round():
+    assert plan_processes(cpus=8, gpus=2, inference_workers=3).worker_devices == ("cuda:0", "cuda:1", "cuda:0")
+
+
+def test_a_device_named_by_the_operator_wins():
+    assert set(plan_processes(cpus=8, gpus=2, device="cpu").worker_devices) == {"cpu"}
+    assert plan_processes(cpus=8, gpus=2, device="cuda:1", inference_workers=2).worker_devices == ("cuda:1", "cuda:1")
+
+
+def test_explicit_counts_and_threads():
+    plan = plan_processes(cpus=2, gpus=0, web_processes=4, inference_workers=2, torch_threads=3)
+    assert (plan.web_processes, len(plan.worker_devices), plan.worker_threads, plan.realtime_threads) == (4, 2, 3, 3)
+
+
+def _accepted_on(sockets, timeout=5.0):
+    """Which socket each pending connection waits on."""
+    hits = {sock.fileno(): 0 for sock in sockets}
+    while True:
+        ready, _, _ = select.select(sockets, [], [], timeout)
+        if not ready:
+            return hits
+        for sock in ready:
+            connection, _ = sock.accept()
+            connection.close()
+            hits[sock.fileno()] += 1
+        timeout = 0.2
+
+
+def test_web_processes_share_one_port_and_the_kernel_spreads_connections():
+    sockets = listening_sockets("127.0.0.1", 0, 2)
+    try:
+        ports = {sock.getsockname()[1] for sock in sockets}
+        assert len(sockets) == 2 and len(ports) == 1
+        port = ports.pop()
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(64)]
+        hits = _accepted_on(sockets)
+        for client in clients:
+            client.close()
+        assert sum(hits.values()) == 64
+        assert min(hits.values()) >= 8, hits  # both get a share, not one socket taking the burst
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_a_port_in_use_is_refused():
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        with pytest.raises(OSError) as refused:
+            listening_sockets("127.0.0.1", other.getsockname()[1], 2)
+        assert refused.value.errno == errno.EADDRINUSE
