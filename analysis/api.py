@@ -50,6 +50,13 @@ class ReportView(APIView):
             response["Content-Disposition"] = f'attachment; filename="sightline-{self.report.name}.csv"'
         return response
 
+    def options(self, request, *args, **kwargs):
+        # The view's description is JSON whatever format was asked for: the CSV renderer knows only
+        # report rows (and failed with a 500 on ``OPTIONS ...?format=csv``).
+        request.accepted_renderer = JSONRenderer()
+        request.accepted_media_type = JSONRenderer.media_type
+        return super().options(request, *args, **kwargs)
+
     def handle_exception(self, exc):
         # Errors are JSON whatever format was asked for: a CSV of an error message helps nobody.
         self.request.accepted_renderer = JSONRenderer()

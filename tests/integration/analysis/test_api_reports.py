@@ -177,6 +177,14 @@ def test_csv_errors_are_json_too(user, other_user):
     assert "Only staff" in response.json()["message"]
 
 
+def test_options_with_format_csv_describes_the_view_in_json(user):
+    # Found by the schema fuzzer: the CSV renderer was handed the view's description (a 500).
+    response = client_for(user).options("/api/v1/reports/daily/?format=csv")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["name"]
+
+
 def test_reports_need_a_login_and_unknown_reports_are_404(client, user):
     assert client.get("/api/v1/reports/daily/").status_code in (401, 403)
     assert client_for(user).get("/api/v1/reports/weekly/").status_code == 404
