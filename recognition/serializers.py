@@ -13,6 +13,10 @@ from config.refusals import NotFound
 from media.models import Asset
 from recognition.models import Appearance, Decider, Face, ImageTag, Job, Subject, latest_job
 
+# For method fields that answer null when there is nothing (OpenApiTypes.URI alone says never null).
+NULLABLE_URI = serializers.URLField(allow_null=True)
+NULLABLE_STR = serializers.CharField(allow_null=True)
+
 MAX_CANDIDATES = 20
 MAX_THRESHOLD = 2.0  # dlib descriptors are unit-ish vectors: no two are further apart than this
 
@@ -83,7 +87,7 @@ class AssetSerializer(serializers.ModelSerializer):
     def get_file_url(self, asset) -> str:
         return absolute(self.context.get("request"), reverse("asset-file", args=[asset.pk]))
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(NULLABLE_URI)
     def get_thumbnail_url(self, asset) -> str | None:
         if not asset.thumbnail:
             return None
@@ -129,7 +133,7 @@ class SubjectSerializer(serializers.ModelSerializer):
                   "example_count", "cover_face", "cover_url")
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(NULLABLE_URI)
     def get_cover_url(self, subject) -> str | None:
         return crop_url(self.context.get("request"), getattr(subject, "cover_face_id", None))
 
@@ -154,8 +158,13 @@ class MergeSerializer(serializers.Serializer):
         help_text="Your people to merge into this one (their faces, examples and feedback move).")
 
 
+@extend_schema_field({"type": "boolean", "enum": [True]})
+class TrueField(serializers.BooleanField):
+    """A boolean that must be sent as true (validated by its serializer); the schema says so."""
+
+
 class EraseSerializer(serializers.Serializer):
-    confirm = serializers.BooleanField(help_text="Must be true: erasure cannot be undone.")
+    confirm = TrueField(help_text="Must be true: erasure cannot be undone.")
 
     def validate_confirm(self, value):
         if not value:
@@ -196,7 +205,7 @@ class FaceSerializer(serializers.ModelSerializer):
     def get_crop_url(self, face) -> str:
         return absolute(self.context.get("request"), reverse("face-crop", args=[face.pk]))
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(NULLABLE_STR)
     def get_matching_note(self, face) -> str | None:
         """Why a face a person named does not teach recognition."""
         if face.decided_by == Decider.HUMAN and face.subject_id and not face.is_example:
@@ -232,6 +241,17 @@ class FaceRejectSerializer(serializers.Serializer):
         if subject is None:
             raise NotFound(f"You have no person with id {body.validated_data['subject']}.")
         return subject
+
+
+# PATCH bodies are documented with every field optional; this one needs its one field.
+_FACE_SUBJECT_SCHEMA = {
+    "type": "object",
+    "properties": {"subject": {"type": "integer", "nullable": True,
+                               "description": "One of your people, or null for unknown."}},
+    "required": ["subject"],
+}
+FACE_SUBJECT_BODY = {media_type: _FACE_SUBJECT_SCHEMA for media_type in (
+    "application/json", "application/x-www-form-urlencoded", "multipart/form-data")}
 
 
 class FaceSubjectSerializer(serializers.Serializer):
@@ -276,7 +296,9 @@ class EnrollmentErrorSerializer(serializers.Serializer):
     message = serializers.CharField()
     status = serializers.IntegerField()
     code = serializers.CharField()
-    faces = FaceChoiceSerializer(many=True, help_text="The faces found, for choosing one with face_index.")
+    faces = FaceChoiceSerializer(many=True, required=False,
+                                 help_text="The faces found, for choosing one with face_index (when there were "
+                                           "several).")
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -378,7 +400,7 @@ class SimilarAssetSerializer(serializers.Serializer):
     def get_url(self, similar) -> str:
         return absolute(self.context.get("request"), reverse("asset-detail", args=[similar.asset.pk]))
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(NULLABLE_URI)
     def get_thumbnail_url(self, similar) -> str | None:
         if not similar.asset.thumbnail:
             return None
@@ -403,11 +425,11 @@ class AppearanceSerializer(serializers.ModelSerializer):
                   "best_face_crop_url", "frame_url", "created_at")
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(NULLABLE_URI)
     def get_best_face_crop_url(self, appearance) -> str | None:
         return crop_url(self.context.get("request"), appearance.best_face_id)
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(NULLABLE_URI)
     def get_frame_url(self, appearance) -> str | None:
         if not appearance.frame:
             return None

@@ -64,7 +64,7 @@ class AppearanceViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.Retrie
 
     @extend_schema(tags=["appearances"], summary="Say who this is (the whole track)", description=(
         "`subject`: one of your people, or null for unknown." + TRACK_DOC),
-        request=bodies.FaceSubjectSerializer, responses={200: bodies.AppearanceSerializer})
+        request=bodies.FACE_SUBJECT_BODY, responses={200: bodies.AppearanceSerializer})
     def partial_update(self, request, *args, **kwargs):
         appearance, face = self._best_face()
         body = bodies.FaceSubjectSerializer(face, data=request.data)

@@ -127,8 +127,11 @@ class AssetViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveMod
                     "nearest first). Near-duplicates are within `SIGHTLINE_DUPLICATE_DISTANCE` (default 0.05). "
                     "409 while the photo has not been processed, 400 for a video.",
         parameters=[
-            OpenApiParameter("limit", int, description=f"How many (default {SIMILAR_LIMIT}, at most {SIMILAR_MAX_LIMIT})."),
-            OpenApiParameter("max_distance", float, description="Leave out photos further than this."),
+            # The bounds SimilarPhotoParams checks, so clients see them.
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": SIMILAR_MAX_LIMIT},
+                             description=f"How many (default {SIMILAR_LIMIT}, at most {SIMILAR_MAX_LIMIT})."),
+            OpenApiParameter("max_distance", {"type": "number", "minimum": 0.0, "maximum": 2.0},
+                             description="Leave out photos further than this."),
         ],
         responses={200: bodies.SimilarAssetSerializer(many=True), 400: bodies.ErrorSerializer,
                    404: bodies.ErrorSerializer, 409: bodies.ErrorSerializer},

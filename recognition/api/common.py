@@ -26,7 +26,9 @@ is sent first, then one JSON message per change:
 `failed` with `error` set: `uploading` while the file is received and stored, `queued` while it
 waits for a worker (a re-run starts there), then the worker's stages. Send `{"type": "state"}` to get the current state again."""
 
-BINARY_FILE = {(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: bodies.ErrorSerializer}
+# An asset's original file goes back with the type it was stored with (a photo or a video).
+BINARY_FILE = {(200, "image/*"): OpenApiTypes.BINARY, (200, "video/*"): OpenApiTypes.BINARY,
+               404: bodies.ErrorSerializer}
 JPEG = {(200, "image/jpeg"): OpenApiTypes.BINARY, 404: bodies.ErrorSerializer}
 IMAGE_MAX_AGE_SECONDS = 3600
 SIMILAR_LIMIT = 20

@@ -67,7 +67,7 @@ class FaceViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveMode
                     "is clear enough (`quality` at least `SIGHTLINE_ENROL_MIN_QUALITY`), is used for matching from "
                     "then on (`used_for_matching`; `matching_note` says why not). `null`: you do not know who it is; "
                     "it stays unknown (and gets a \"not this person\" for the person it had)." + DECISIONS_DOC,
-        request=bodies.FaceSubjectSerializer,
+        request=bodies.FACE_SUBJECT_BODY,
         responses={200: bodies.FaceSerializer, 400: bodies.ErrorSerializer},
     )
     def partial_update(self, request, *args, **kwargs):
@@ -135,9 +135,11 @@ class FaceViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         description="Your other faces nearest to this one (Euclidean distance of the embeddings, nearest "
                     "first; under 0.6 is usually the same person).",
         parameters=[
-            OpenApiParameter("limit", int, description=f"How many (default {SIMILAR_LIMIT}, "
-                                                       f"at most {SIMILAR_MAX_LIMIT})."),
-            OpenApiParameter("max_distance", float, description="Leave out faces further than this."),
+            # The bounds SimilarParams checks, so clients see them.
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": SIMILAR_MAX_LIMIT},
+                             description=f"How many (default {SIMILAR_LIMIT}, at most {SIMILAR_MAX_LIMIT})."),
+            OpenApiParameter("max_distance", {"type": "number", "minimum": 0.0},
+                             description="Leave out faces further than this."),
         ],
         responses={200: bodies.SimilarFaceSerializer(many=True)},
         filters=False,

@@ -7,7 +7,7 @@ import dataclasses
 
 import django_filters
 from django.db import transaction
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -62,7 +62,9 @@ class SubjectViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveM
         description="Names are unique per user, ignoring case (409 `name_taken` names the existing person). "
                     "With `face`, that face is named as the new person at once.",
         request=bodies.SubjectCreateSerializer,
-        responses={201: bodies.SubjectSerializer, 400: bodies.ErrorSerializer, 409: bodies.ErrorSerializer},
+        responses={201: bodies.SubjectSerializer, 400: bodies.ErrorSerializer,
+                   404: OpenApiResponse(bodies.ErrorSerializer, description="`face` is not one of yours."),
+                   409: bodies.ErrorSerializer},
     )
     def create(self, request, *args, **kwargs):
         body = bodies.SubjectCreateSerializer(data=request.data)
