@@ -169,7 +169,8 @@ class SubjectViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveM
             400: bodies.EnrollmentErrorSerializer,
             413: bodies.ErrorSerializer,
             415: bodies.ErrorSerializer,
-            503: bodies.ErrorSerializer,
+            502: OpenApiResponse(bodies.ErrorSerializer, description="The recognition worker failed on the photo."),
+            503: OpenApiResponse(bodies.ErrorSerializer, description="No recognition worker answered in time."),
         },
     )
     @action(detail=True, methods=["get", "post"], filter_backends=[])
