@@ -59,6 +59,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config import embedded
 
+# torch's idle OpenMP threads sleep instead of spinning. libgomp reads this once, when torch
+# loads, and settings come first in every Sightline process. Spinning threads of processes that
+# share cores stall each other: the engine ran 4-15x slower on a busy 2-core machine without it
+# (docs/BENCHMARKS.md, "torch threads on shared cores").
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
