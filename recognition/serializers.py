@@ -362,9 +362,10 @@ class VerifySerializer(serializers.Serializer):
     threshold = serializers.FloatField(required=False, min_value=0.0, max_value=MAX_THRESHOLD)
 
     def validate(self, attrs):
-        photos = "file1" in attrs and "file2" in attrs
-        faces = "face1" in attrs and "face2" in attrs
-        if photos == faces:
+        # Exactly one complete pair: two photos plus half a pair of ids was taken for ids (a 500).
+        photos = {"file1", "file2"} & attrs.keys()
+        faces = {"face1", "face2"} & attrs.keys()
+        if not (len(photos) == 2 and not faces or len(faces) == 2 and not photos):
             raise serializers.ValidationError("Send either two photos (file1, file2) or two face ids (face1, face2).")
         return attrs
 

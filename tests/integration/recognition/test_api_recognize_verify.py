@@ -115,6 +115,18 @@ def test_verify_two_stored_faces_needs_no_worker(auth_client, user, other_user):
     assert mixed.status_code == 400
 
 
+def test_verify_wants_exactly_one_complete_pair(auth_client, user):
+    face = make_face(stored_asset(user, jpeg_bytes()))
+    photo = jpeg_bytes(seed=1)
+    # Found by the schema fuzzer: two photos and half a pair of ids was a 500.
+    for body in ({"file1": upload_of(photo), "file2": upload_of(photo), "face1": face.pk},
+                 {"file1": upload_of(photo), "file2": upload_of(photo), "face1": face.pk, "face2": face.pk},
+                 {"face1": face.pk}, {"file1": upload_of(photo)}, {}):
+        response = auth_client.post("/api/v1/verify/", body, format="multipart")
+        assert response.status_code == 400, body
+        assert response.json()["message"].startswith("Send either two photos (file1, file2) or two face ids")
+
+
 def test_recognize_refuses_big_and_non_photo_files_before_any_worker(auth_client, settings):
     settings.SIGHTLINE_REALTIME_MAX_BYTES = 1000
 
