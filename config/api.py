@@ -1,11 +1,58 @@
-"""API-wide pieces: the JSON error format."""
+"""API-wide pieces: the JSON error format, and what an outage becomes.
+
+``as_refusal`` is the one place that says which failures of the outside world are refusals
+rather than bugs (the database not answering → 503); the DRF exception handler and
+``RefusalMiddleware`` (pages) both answer with it.
+"""
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AnonymousUser
+from django.db import InterfaceError, OperationalError
+from django.http import JsonResponse
+from django.shortcuts import render
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.refusals import Refusal
+from config.refusals import Refusal, Unavailable
+
+DATABASE_UNAVAILABLE = "The database is not answering right now, so nothing was read or stored. Try again in a moment."
+PAGE_TITLES = {503: "Temporarily unavailable", 507: "Storage full"}
+
+
+def as_refusal(exc: BaseException) -> Refusal | None:
+    """``exc`` as the refusal to answer with, or None for a bug (a 500, logged)."""
+    if isinstance(exc, Refusal):
+        return exc
+    # Connection-level failures (server gone, restarting, not accepting connections); not
+    # IntegrityError and friends, which are ours to handle.
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return Unavailable(DATABASE_UNAVAILABLE)
+    return None
+
+
+class RefusalMiddleware:
+    """Pages: a refusal or an outage that escapes a view becomes its message, as a styled page
+    (JSON for clients that ask for it), never a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        refusal = as_refusal(exception)
+        if refusal is None:
+            return None
+        if "application/json" in request.headers.get("Accept", "") or request.path.startswith("/api/"):
+            return JsonResponse(refusal.as_body(), status=refusal.status)
+        # No user and no messages on this page: both would ask the database, which may be
+        # what just failed.
+        return render(request, "errors/error.html", {
+            "error_status": refusal.status, "error_title": PAGE_TITLES.get(refusal.status, "Not possible"),
+            "error_message": refusal.message, "user": AnonymousUser(), "messages": [],
+        }, status=refusal.status)
 
 
 def _first_message(detail) -> str:
@@ -24,8 +71,8 @@ def exception_handler(exc, context):
     ``{"message": "email: This field is required.", "status": 400, "code": "invalid",
     "errors": {...}}``: clients show ``message``; forms use ``errors`` (DRF's per-field detail).
     """
-    if isinstance(exc, Refusal):
-        return Response(exc.as_body(), status=exc.status)
+    if (refusal := as_refusal(exc)) is not None:
+        return Response(refusal.as_body(), status=refusal.status)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -1,7 +1,16 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes.
+
+``/readyz`` is 503 when this web process cannot serve: the database or Redis not answering, or
+a migration pending; the body names what failed. It also reports the workers that have their
+models loaded and serve inference (``workers``), without failing on none: a web process serves
+pages, the API and uploads without them (uploads wait, queued in PostgreSQL, until a worker
+comes), and a web-only deployment or a worker restarting must not take the site out of a load
+balancer. Alert on ``workers.ok`` being false instead.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 
 import redis
@@ -53,10 +62,30 @@ def _check_redis() -> str | None:
 CHECKS = {"database": _check_database, "migrations": _check_migrations, "redis": _check_redis}
 
 
+def _model_workers() -> dict:
+    """Workers with their models loaded, from the keys they refresh with every heartbeat."""
+    from recognition.worker import model_worker_keys
+
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        values = [v for v in client.mget(keys) if v] if (keys := model_worker_keys(client)) else []
+    except (redis.RedisError, OSError) as exc:
+        return {"ok": False, "count": 0, "error": f"workers unknown: redis unreachable ({exc.__class__.__name__})"}
+    queues: dict[str, int] = {}
+    for value in values:
+        for queue in json.loads(value).get("queues", []):
+            queues[queue] = queues.get(queue, 0) + 1
+    report = {"ok": bool(values), "count": len(values), "queues": queues}
+    if not values:
+        report["error"] = "no worker with models is serving: uploads stay queued until one starts"
+    return report
+
+
 @require_GET
 @never_cache
 def readyz(request):
-    """Ready to serve: database answers, Redis answers, no migration is pending. 503 otherwise."""
+    """Ready to serve: database answers, Redis answers, no migration is pending. 503 otherwise.
+    ``workers`` is reported, not required (see the module docstring)."""
     checks = {}
     failures = []
     for name, check in CHECKS.items():
@@ -70,7 +99,7 @@ def readyz(request):
         if problem:
             failures.append(problem)
     status = 200 if not failures else 503
-    body = {"status": "ready" if not failures else "unavailable", "checks": checks}
+    body = {"status": "ready" if not failures else "unavailable", "checks": checks, "workers": _model_workers()}
     if failures:
         body["message"] = "; ".join(failures)
     return JsonResponse(body, status=status)

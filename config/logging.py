@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 
+from django.db import DatabaseError
 from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -60,8 +61,7 @@ class RequestLogMiddleware:
             response["X-Request-ID"] = request_id
             return response
         finally:
-            user = getattr(request, "user", None)
-            user_id = user.pk if user is not None and user.is_authenticated else None
+            user_id = _user_id(request)
             logger.info(
                 "request",
                 extra={
@@ -75,3 +75,11 @@ class RequestLogMiddleware:
             )
             request_id_var.reset(id_token)
             user_id_var.reset(user_token)
+
+
+def _user_id(request) -> int | None:
+    user = getattr(request, "user", None)
+    try:
+        return user.pk if user is not None and user.is_authenticated else None
+    except DatabaseError:
+        return None  # the database is down: the request is still logged (it answered 503)

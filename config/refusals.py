@@ -39,3 +39,10 @@ class NotFound(Refusal):
 
     code = "not_found"
     status = 404
+
+
+class Unavailable(Refusal):
+    """A server Sightline depends on is not answering (the database restarting, say): try again soon."""
+
+    code = "unavailable"
+    status = 503

@@ -34,6 +34,7 @@
 | ``SIGHTLINE_PHOTO_BATCH`` | ``8`` | queued photos a worker takes and analyses together (1: one at a time) |
 | ``SIGHTLINE_JOB_RETRY_INTERVALS`` | ``10,60,300`` | seconds before each retry after a transient error |
 | ``SIGHTLINE_JOB_TIMEOUT_SECONDS`` | ``3600`` | hard limit for one processing job |
+| ``SIGHTLINE_WORKER_MAINTENANCE_SECONDS`` | ``60`` | how often each worker re-queues jobs no worker will finish (their rq job lost, their worker dead) |
 | ``SIGHTLINE_REALTIME_TIMEOUT_SECONDS`` | ``30`` | how long recognize/verify/enrol wait for a worker (then 503) |
 | ``SIGHTLINE_REALTIME_MAX_MB`` | ``10`` | largest photo for the synchronous endpoints |
 | ``SIGHTLINE_NUM_PROXIES`` | ``0`` | reverse proxies in front (for client addresses in throttling) |
@@ -148,6 +149,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.api.RefusalMiddleware",  # refusals and outages escaping a page view: 4xx/5xx with a message
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -271,7 +273,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
 SIGHTLINE_STORAGE = os.environ.get("SIGHTLINE_STORAGE", "local")
-_media_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+_media_storage = {"BACKEND": "media.storage.LocalStorage"}  # no partial files; a full disk is a 507
 if SIGHTLINE_STORAGE == "s3":
     _media_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -358,6 +360,8 @@ SIGHTLINE_DUPLICATE_DISTANCE = float(os.environ.get("SIGHTLINE_DUPLICATE_DISTANC
 # Seconds between retries of a job that hit a transient error; one retry per entry.
 SIGHTLINE_JOB_RETRY_INTERVALS = [int(s) for s in env_list("SIGHTLINE_JOB_RETRY_INTERVALS", "10,60,300")]
 SIGHTLINE_JOB_TIMEOUT_SECONDS = env_int("SIGHTLINE_JOB_TIMEOUT_SECONDS", 3600)
+# How often each worker looks for jobs no worker will finish (Redis flushed, a worker killed).
+SIGHTLINE_WORKER_MAINTENANCE_SECONDS = env_int("SIGHTLINE_WORKER_MAINTENANCE_SECONDS", 60)
 # How long recognize/verify/enrol requests wait for the realtime worker before answering 503.
 SIGHTLINE_REALTIME_TIMEOUT_SECONDS = env_int("SIGHTLINE_REALTIME_TIMEOUT_SECONDS", 30)
 SIGHTLINE_REALTIME_MAX_BYTES = env_int("SIGHTLINE_REALTIME_MAX_MB", 10) * 1024 * 1024

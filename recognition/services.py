@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import django_rq
 import psutil
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
@@ -175,7 +176,10 @@ def recover_stuck_jobs(grace: timedelta = timedelta(seconds=60), include_failed:
     try:
         _sweep(recovery, grace, include_failed)
     finally:
-        lock.release()
+        try:
+            lock.release()
+        except redis.exceptions.LockError:
+            pass  # Redis lost the lock meanwhile (flushed, restarted): nothing to release
     if recovery.requeued or recovery.failed:
         logger.warning("recovered stuck jobs", extra={"requeued": recovery.requeued, "failed": recovery.failed})
     return recovery
