@@ -21,6 +21,20 @@ def test_readyz_reports_each_check_when_everything_is_up(client):
 
 
 @pytest.mark.django_db
+def test_readyz_reports_workers_with_models_but_stays_ready_without_them(client, settings):
+    """A web-only deployment still serves pages and takes uploads (they wait queued)."""
+    import redis
+
+    from recognition.worker import model_worker_keys
+
+    client_ = redis.Redis.from_url(settings.REDIS_URL)
+    serving = len(model_worker_keys(client_))  # a worker another test left running, if any
+    body = client.get("/readyz").json()
+    assert body["status"] == "ready"
+    assert body["workers"]["count"] == serving and body["workers"]["ok"] is (serving > 0)
+
+
+@pytest.mark.django_db
 def test_readyz_is_503_and_names_redis_when_redis_is_unreachable(client, settings, tmp_path):
     settings.REDIS_URL = f"unix://{tmp_path / 'no-redis-here.sock'}?db=0"
     response = client.get("/readyz")
