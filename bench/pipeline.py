@@ -1,16 +1,30 @@
-"""Pipeline throughput on this machine: the probe photos through a real rq worker.
+"""Pipeline throughput against face_recognition, in one run, on two sets of photos.
 
-    .venv/bin/python bench/pipeline.py [--faces-dir ../shared/data/faces] [--repeat 1]
+    .venv/bin/python bench/pipeline.py [--rounds 2] [--batches 1,8] [--small-copies 4]
 
-Runs against its own embedded servers (``var/bench/``), enrols the gallery, then uploads every
-probe photo and drains the ``inference`` queue with an in-process rq worker. Prints per-stage
-median seconds (from the jobs' own timings) and photos per minute, as a markdown table for
-docs/BENCHMARKS.md. Models are loaded before the clock starts (a worker keeps them loaded).
+Sets: the shared gallery and probe photos (``../shared/data/faces``), and "many small
+photos": each of them scaled to at most 400 px, mirrored and shifted into ``--small-copies``
+distinct pictures (what a phone's thumbnails or a web scrape look like).
+
+Contenders, taking turns (each one's best round is kept, so a busy spell on a shared machine
+slows whoever runs in it, not one side only):
+- ``face_recognition``: its pipeline called on dlib (HOG with one upsampling, 5 landmarks,
+  ResNet descriptor), one process reading each file;
+- Sightline with ``SIGHTLINE_PHOTO_BATCH`` = each of ``--batches``: every photo uploaded
+  through ``services.upload`` (validation, hashing, thumbnail, row, queue), then the
+  ``inference`` queue drained by a real rq worker in this process; timed from the first
+  upload to the last job completed. Each round uploads as a new user (no deduplication).
+
+Runs against its own embedded servers (``var/bench/``). The worker's torch threads are what
+``manage.py serve`` gives an inference worker on this machine (SIGHTLINE_TORCH_THREADS
+overrides). Models are loaded before the clock starts (a worker keeps them loaded). Prints
+markdown for docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import platform
 import statistics
@@ -24,16 +38,15 @@ os.environ.setdefault("SIGHTLINE_DATA_DIR", str(REPO / "var" / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 STAGES = ("uploading", "queued", "detecting", "enhancing", "recognizing")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+SMALL_SIDE = 400
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces-dir", type=Path, default=REPO.parent / "shared" / "data" / "faces")
-    parser.add_argument("--repeat", type=int, default=1, help="upload the probe folder this many times")
+    parser.add_argument("--rounds", type=int, default=2, help="turns per contender (best kept)")
+    parser.add_argument("--batches", default="1,8", help="SIGHTLINE_PHOTO_BATCH values to compare")
+    parser.add_argument("--small-copies", type=int, default=4, help="small pictures made from each photo")
     args = parser.parse_args()
-    if not (args.faces_dir / "probes").is_dir():
-        sys.exit(f"no probes under {args.faces_dir}")
 
     from bench.servers import sightline_on_own_servers
 
@@ -41,68 +54,123 @@ def main() -> None:
         run(args)
 
 
+def photo_sets(copies: int) -> dict[str, list[tuple[str, bytes]]]:
+    from PIL import Image, ImageOps
+
+    from bench.shared_faces import faces_dir, gallery_photos, probe_photos
+
+    root = faces_dir()
+    shared = [(photo.path.name, photo.path.read_bytes()) for photo in gallery_photos(root) + probe_photos(root)]
+    small = []
+    for name, data in shared:
+        with Image.open(io.BytesIO(data)) as opened:
+            picture = ImageOps.exif_transpose(opened).convert("RGB")
+        picture.thumbnail((SMALL_SIDE, SMALL_SIDE), Image.Resampling.LANCZOS)
+        for copy in range(copies):
+            variant = ImageOps.mirror(picture) if copy % 2 else picture
+            shift = 4 * (copy // 2)
+            variant = variant.crop((shift, shift, variant.width, variant.height))
+            buffer = io.BytesIO()
+            variant.save(buffer, format="JPEG", quality=90)
+            small.append((f"small-{copy}-{Path(name).stem}.jpg", buffer.getvalue()))
+    return {f"shared photos ({len(shared)})": shared, f"many small photos ({len(small)}, ≤{SMALL_SIDE} px)": small}
+
+
 def run(args) -> None:
     import django_rq
+    import numpy as np
     import torch
+    from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
     from rq import SimpleWorker
 
+    from bench.shared_faces import DlibPipeline
+    from config.management.commands.serve import available_cpus, plan_processes
     from recognition import inference, services
-    from recognition.models import Face, Job, Stage, Subject
+    from recognition.models import Face, Job, Stage
+
+    plan = plan_processes(available_cpus(), torch.cuda.device_count(), settings.SIGHTLINE_DEVICE)
+    os.environ.setdefault("SIGHTLINE_TORCH_THREADS", str(plan.worker_threads))
 
     User = get_user_model()
-    User.objects.filter(email="bench@localhost").delete()
-    owner = User.objects.create_user(email="bench@localhost", password="bench-only-password")
     queue = django_rq.get_queue("inference")
-    queue.empty()
     worker = SimpleWorker([queue], connection=queue.connection)
     inference.face_engine()
     inference.image_tagger()
+    dlib = DlibPipeline()
+    batches = [int(b) for b in args.batches.split(",")]
+    sets = photo_sets(args.small_copies)
+    turn = iter(range(1_000_000))
 
-    def upload(path: Path, tag: str = ""):
-        data = path.read_bytes() + tag.encode()  # a trailing tag makes repeats distinct files
-        return services.upload(owner, SimpleUploadedFile(path.name, data))
+    def face_recognition(photos):
+        faces = 0
+        for _, data in photos:
+            with Image.open(io.BytesIO(data)) as opened:
+                image = np.asarray(opened.convert("RGB"))
+            shapes = dlib.shapes(image)
+            faces += len([dlib.encoder.compute_face_descriptor(image, shape, 1) for shape in shapes])
+        return {"faces": faces}
 
-    gallery = {}
-    for person in sorted((args.faces_dir / "gallery").iterdir()):
-        subject = Subject.objects.create(owner=owner, name=person.name)
-        for photo in sorted(person.iterdir()):
-            gallery[photo] = (subject, upload(photo).asset)
-    worker.work(burst=True)
-    for subject, asset in gallery.values():
-        face = max(Face.objects.filter(asset=asset), key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-        face.subject, face.is_example = subject, True
-        face.save()
+    def sightline(batch):
+        def contender(photos):
+            settings.SIGHTLINE_PHOTO_BATCH = batch
+            owner = User.objects.create_user(email=f"bench-{next(turn)}@localhost", password="bench-only-password")
+            uploaded_at = time.perf_counter()
+            jobs = [services.upload(owner, SimpleUploadedFile(name, data)).job.pk for name, data in photos]
+            drained_at = time.perf_counter()
+            worker.work(burst=True)
+            finished = list(Job.objects.filter(pk__in=jobs))
+            return {
+                "faces": Face.objects.filter(asset__owner=owner).count(),
+                "failed": sum(job.stage != Stage.COMPLETED for job in finished),
+                "upload s": drained_at - uploaded_at,
+                "stages": {s: statistics.median(j.timings[s]["seconds"] for j in finished if s in j.timings)
+                           for s in STAGES},
+            }
+        return contender
 
-    probes = sorted(p for p in (args.faces_dir / "probes").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    jobs = []
-    started = time.perf_counter()
-    for round_ in range(args.repeat):
-        for photo in probes:
-            jobs.append(upload(photo, tag=f"#{round_}" if round_ else "").job.pk)
-    worker.work(burst=True)
-    elapsed = time.perf_counter() - started
+    contenders = {"face_recognition (dlib HOG)": face_recognition}
+    contenders.update({f"Sightline, batch {b}": sightline(b) for b in batches})
+    queue.empty()
+    for contender in contenders.values():  # warm-up: caches, allocator, first queries
+        contender(sets[next(iter(sets))][:3])
 
-    finished = list(Job.objects.filter(pk__in=jobs))
-    failed = [j for j in finished if j.stage != Stage.COMPLETED]
-    medians = {
-        stage: statistics.median(j.timings[stage]["seconds"] for j in finished if "seconds" in j.timings.get(stage, {}))
-        for stage in STAGES
-    }
-    processing = statistics.median(
-        sum(j.timings[s]["seconds"] for s in STAGES[1:]) for j in finished if j.stage == Stage.COMPLETED
-    )
+    results = {}
+    for set_name, photos in sets.items():
+        best: dict[str, tuple[float, dict]] = {}
+        for _ in range(args.rounds):
+            for label, contender in contenders.items():
+                started = time.perf_counter()
+                detail = contender(photos)
+                elapsed = time.perf_counter() - started
+                if label not in best or elapsed < best[label][0]:
+                    best[label] = (elapsed, detail)
+        results[set_name] = best
+
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"device {inference.face_engine().device}, python {platform.python_version()}")
-    print(f"photos: {len(jobs)} probe photos ({len(failed)} failed), wall {elapsed:.1f} s, "
-          f"{len(jobs) / elapsed * 60:.1f} photos/min\n")
-    print("| stage | median seconds per photo |\n|---|---|")
-    for stage in STAGES:
-        print(f"| {stage} | {medians[stage]:.3f} |")
-    print(f"| detecting+enhancing+recognizing | {processing:.3f} |")
-    User.objects.filter(pk=owner.pk).delete()
+    print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}), "
+          f"device {inference.face_engine().device}, python {platform.python_version()}; "
+          f"best of {args.rounds} turns each\n")
+    for set_name, best in results.items():
+        count = len(sets[set_name])
+        reference = best["face_recognition (dlib HOG)"][0]
+        print(f"**{set_name}**\n")
+        print("| contender | wall s | photos/min | × face_recognition | faces | failed | of which uploading s |")
+        print("|---|---|---|---|---|---|---|")
+        for label, (elapsed, detail) in best.items():
+            uploading = f"{detail['upload s']:.1f}" if "upload s" in detail else "–"
+            print(f"| {label} | {elapsed:.1f} | {count / elapsed * 60:.0f} | {reference / elapsed:.2f}× "
+                  f"| {detail['faces']} | {detail.get('failed', 0)} | {uploading} |")
+        print("\nmedian seconds per job, by stage (a batch's stage is shared by its photos):\n")
+        print("| contender | " + " | ".join(STAGES) + " |\n|---|" + "---|" * len(STAGES))
+        for label, (_, detail) in best.items():
+            if "stages" in detail:
+                print(f"| {label} | " + " | ".join(f"{detail['stages'][s]:.3f}" for s in STAGES) + " |")
+        print()
+    User.objects.filter(email__startswith="bench-", email__endswith="@localhost").delete()
 
 
 if __name__ == "__main__":
