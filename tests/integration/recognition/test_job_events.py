@@ -125,6 +125,31 @@ async def test_staff_stream_carries_every_users_jobs_once(user, staff_user, sett
     await staff.disconnect()
 
 
+async def test_an_open_stream_recovers_when_redis_loses_its_groups(user, settings, tmp_path, monkeypatch):
+    """Redis flushed or restarted: the membership is gone, so events stop reaching the socket
+    until it joins again; what changed meanwhile is then sent."""
+    import redis
+
+    from recognition import consumers
+
+    monkeypatch.setattr(consumers, "REJOIN_SECONDS", 0.5)
+    settings.MEDIA_ROOT = tmp_path
+    job = await sync_to_async(make_job)(user)
+    communicator, connected, _ = await connect("/ws/jobs/", user)
+    assert connected
+    assert (await communicator.receive_json_from(timeout=5))["stage"] == "uploading"
+
+    await sync_to_async(redis.Redis.from_url(settings.REDIS_URL).flushall)()  # groups and messages gone
+    await sync_to_async(job.advance)(Stage.QUEUED)
+    event = await communicator.receive_json_from(timeout=5)
+    assert (event["job"], event["stage"]) == (job.pk, "queued")
+
+    await sync_to_async(job.advance)(Stage.DETECTING)  # live again, and sent once
+    assert (await communicator.receive_json_from(timeout=5))["stage"] == "detecting"
+    assert await communicator.receive_nothing(timeout=1.2)
+    await communicator.disconnect()
+
+
 async def test_anonymous_cannot_connect():
     communicator = WebsocketCommunicator(application, "/ws/jobs/", headers=[ORIGIN])
     connected, _ = await communicator.connect(timeout=5)
