@@ -10,7 +10,11 @@
 | ``SIGHTLINE_DATA_DIR`` | ``var/`` | embedded servers' data, uploads, the generated secret |
 | ``DATABASE_URL`` | embedded PostgreSQL (unix socket under the data dir) | ``postgres://user:pass@host:5432/db`` |
 | ``REDIS_URL`` | embedded Redis (unix socket under the data dir) | ``redis://host:6379/0`` |
-| ``SIGHTLINE_DEVICE`` | ``auto`` | inference device: ``auto``, ``cpu`` or ``cuda`` |
+| ``SIGHTLINE_DB_POOL`` | ``0``: a persistent connection per thread (``manage.py serve`` gives its web processes ``8``) | PostgreSQL connections pooled per process; set it for web (ASGI) processes |
+| ``SIGHTLINE_DEVICE`` | ``auto`` | inference device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (``manage.py serve`` pins each inference worker to a GPU itself) |
+| ``SIGHTLINE_TORCH_THREADS`` | ``manage.py serve`` splits the cores (docs/DEPLOYMENT.md); elsewhere every core | torch intra-op threads of each process that runs models |
+| ``SIGHTLINE_INFERENCE_WORKERS`` | one per GPU; on CPU one per 4 cores left after the realtime worker (at least 1) | inference workers ``manage.py serve`` starts |
+| ``SIGHTLINE_WEB_PROCESSES`` | one per core | web (Daphne) processes ``manage.py serve`` starts behind its one port |
 | ``SIGHTLINE_MAX_UPLOAD_MB`` | ``50`` | largest image upload |
 | ``SIGHTLINE_MAX_VIDEO_MB`` | ``500`` | largest video upload |
 | ``SIGHTLINE_UPLOAD_RATE`` | ``120/min`` | uploads per user (API and dashboard together; ``N/s``, ``/min``, ``/hour``, ``/day``), then 429 with ``Retry-After`` |
@@ -174,6 +178,16 @@ TEMPLATES = [
 # --- Servers -----------------------------------------------------------------------------
 
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+# Web processes (ASGI) run each request's sync code on a thread of its own: a persistent
+# connection per thread is a new PostgreSQL backend per request, left open until garbage
+# collection (a few hundred under load, then "too many clients"). There, a pool of this many
+# connections per process instead; `manage.py serve` sets it for its web processes.
+SIGHTLINE_DB_POOL = env_int("SIGHTLINE_DB_POOL", 0)
+if SIGHTLINE_DB_POOL > 0:
+    # Health checks stay on: a connection is checked as it leaves the pool, so after a
+    # PostgreSQL restart the next request gets a new one instead of an error.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": SIGHTLINE_DB_POOL, "timeout": 10}
 
 CHANNEL_LAYERS = {
     "default": {
@@ -314,9 +328,14 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # --- Inference ---------------------------------------------------------------------------
 
-SIGHTLINE_DEVICE = os.environ.get("SIGHTLINE_DEVICE", "auto")
-if SIGHTLINE_DEVICE not in {"auto", "cpu", "cuda"}:
-    raise ImproperlyConfigured("SIGHTLINE_DEVICE must be auto, cpu or cuda.")
+SIGHTLINE_DEVICE = os.environ.get("SIGHTLINE_DEVICE", "auto").strip().lower() or "auto"
+if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", SIGHTLINE_DEVICE):
+    raise ImproperlyConfigured("SIGHTLINE_DEVICE must be auto, cpu or cuda, or cuda:N for one GPU.")
+# Processes `manage.py serve` starts (0: from the cores and GPUs; see its process plan).
+SIGHTLINE_INFERENCE_WORKERS = env_int("SIGHTLINE_INFERENCE_WORKERS", 0)
+SIGHTLINE_WEB_PROCESSES = env_int("SIGHTLINE_WEB_PROCESSES", 0)
+if SIGHTLINE_INFERENCE_WORKERS < 0 or SIGHTLINE_WEB_PROCESSES < 0:
+    raise ImproperlyConfigured("SIGHTLINE_INFERENCE_WORKERS and SIGHTLINE_WEB_PROCESSES must be 0 (automatic) or more.")
 SIGHTLINE_MATCH_THRESHOLD = float(os.environ.get("SIGHTLINE_MATCH_THRESHOLD", "0.6"))
 # On the shared photos, real faces score 0.43-0.96 and the detector's background false
 # positives 0.24-0.35: below the floor, a face does not make "exactly one face" ambiguous.

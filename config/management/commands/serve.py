@@ -37,6 +37,9 @@ MAX_RESTARTS_PER_MINUTE = 5
 # and Python stay serial: more cores go to another worker process instead.
 THREADS_PER_CPU_WORKER = 4
 LISTEN_BACKLOG = 1024
+# PostgreSQL connections each web process keeps in its pool (settings.SIGHTLINE_DB_POOL): a
+# request holds one from its first query to its end; more requests wait for one.
+WEB_DB_POOL = 8
 
 
 @dataclass(frozen=True)
@@ -215,16 +218,17 @@ class Command(BaseCommand):
             self._plan = replace(self._plan, worker_devices=())
         daphne = [python, "-m", "daphne", "--access-log", os.devnull]
         app = "config.asgi:application"
+        web_env = {"SIGHTLINE_DB_POOL": os.environ.get("SIGHTLINE_DB_POOL") or str(WEB_DB_POOL)}
         children: dict[str, Child] = {}
         if ":" in options["host"]:
             # Daphne adopts inherited sockets as IPv4 only: one process binds an IPv6 host itself.
             self._plan = replace(self._plan, web_processes=1)
-            children["web"] = Child("web", [*daphne, "-b", options["host"], "-p", str(options["port"]), app])
+            children["web"] = Child("web", [*daphne, "-b", options["host"], "-p", str(options["port"]), app], web_env)
         else:
             self._sockets = listening_sockets(options["host"], options["port"], self._plan.web_processes)
             for index in range(self._plan.web_processes):
                 fd = self._sockets[index % len(self._sockets)].fileno()
-                children[f"web-{index + 1}"] = Child("web", [*daphne, "--fd", str(fd), app], pass_fds=(fd,))
+                children[f"web-{index + 1}"] = Child("web", [*daphne, "--fd", str(fd), app], web_env, pass_fds=(fd,))
         if not options["no_worker"]:
             worker_class = ["--worker-class", "recognition.worker.SightlineWorker"]
             for index, device in enumerate(self._plan.worker_devices):
