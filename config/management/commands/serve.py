@@ -248,8 +248,6 @@ class Command(BaseCommand):
         env = dict(os.environ, PYTHONUNBUFFERED="1", **child.env)
         # Daphne serves plain HTTP here; behind a TLS proxy set SIGHTLINE_HTTPS=1 yourself.
         env.setdefault("SIGHTLINE_HTTPS", "0")
-        # The children see the embedded servers' URLs as given: hand them the key we use too.
-        env.setdefault("SECRET_KEY", settings.SECRET_KEY)
         return subprocess.Popen(child.command, env=env, start_new_session=True, preexec_fn=_die_with_parent,
                                 pass_fds=child.pass_fds)
 
