@@ -4,8 +4,10 @@ faces, the neighbours clustering needs, and similar images.
 Identification asks PostgreSQL for the k nearest example faces (enrolled, or named by a person)
 of *each* query face in one round trip (a LATERAL join over the array of query vectors), then
 votes per subject in Python over those few rows. Distances are dlib's Euclidean distances
-(``<->``). Every owner-filtered nearest-neighbour query runs with HNSW's iterative scan, so the
-owner's rows are found even when other owners' faces are nearer.
+(``<->``). Identification computes every distance of an owner with few examples (exact, and
+quicker than the index filtered down to them; ``EXACT_SEARCH_MAX``); the other owner-filtered
+nearest-neighbour queries run with HNSW's iterative scan, so the owner's rows are found even
+when other owners' faces are nearer.
 """
 
 from __future__ import annotations
@@ -24,6 +26,17 @@ NEAREST_EXAMPLES = 10  # k nearest example faces fetched per query face
 # nothing rather than wrong, so it is set well above any owner's neighbourhood.
 _SCAN = "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.max_scan_tuples = 200000"
 _SEARCH_SETTINGS = f"{_SCAN}; SET LOCAL hnsw.ef_search = 100"
+# HNSW filtered by owner loses where the owner holds a small share of the index: at 1M faces of
+# 100 owners (about 10k each) the iterative scan found 0.88 of the 10 nearest examples (0.89 of
+# those within the match threshold) at 36 ms p95 of server CPU, where computing all of the
+# owner's distances (the btree on owner, then a top-k sort) is exact at 7.5 ms (docs/BENCHMARKS.md,
+# "pgvector at scale"). So identification scans an owner with up to EXACT_SEARCH_MAX examples
+# exactly: at 20k that costs about 15-19 ms p95, still less than the index at a 2 % share; past
+# about 30k the index is quicker, and an owner that big usually holds most of it (one household).
+EXACT_SEARCH_MAX = 20_000
+# HNSW only answers index scans: without them the owner's rows come from a bitmap scan of the
+# btree on owner (the subject join stays a bitmap scan of its primary key).
+_EXACT_SETTINGS = "SET LOCAL enable_indexscan = off"
 # Clustering asks for few neighbours of very many faces: a smaller candidate list suffices
 # (it still holds more than the k asked for) and costs a third of the page visits.
 _NEIGHBOUR_SETTINGS = f"{_SCAN}; SET LOCAL hnsw.ef_search = 100"
@@ -45,26 +58,30 @@ def vector_literal(vector: Sequence[float]) -> str:
     return "[" + ",".join(f"{float(x):.8g}" for x in vector) + "]"
 
 
+# The k nearest examples of each query face. vector[], not text cast in the subquery: an exact
+# scan would parse the query vector again for every row.
+_NEAREST_EXAMPLES_SQL = """
+    SELECT q.idx, f.subject_id, s.name, f.distance
+    FROM unnest(%s::vector[]) WITH ORDINALITY AS q(vec, idx)
+    CROSS JOIN LATERAL (
+        SELECT subject_id, embedding <-> q.vec AS distance
+        FROM recognition_face
+        WHERE owner_id = %s AND is_example
+        ORDER BY embedding <-> q.vec
+        LIMIT %s
+    ) f
+    JOIN recognition_subject s ON s.id = f.subject_id
+    ORDER BY q.idx, f.distance
+"""
+
+
 def nearest_subjects(owner_id: int, embeddings: np.ndarray, k: int = NEAREST_EXAMPLES) -> list[list[Candidate]]:
     """For each embedding, the owner's subjects among its k nearest examples, best first."""
     if len(embeddings) == 0:
         return []
-    sql = """
-        SELECT q.idx, f.subject_id, s.name, f.distance
-        FROM unnest(%s::text[]) WITH ORDINALITY AS q(vec, idx)
-        CROSS JOIN LATERAL (
-            SELECT subject_id, embedding <-> q.vec::vector AS distance
-            FROM recognition_face
-            WHERE owner_id = %s AND is_example
-            ORDER BY embedding <-> q.vec::vector
-            LIMIT %s
-        ) f
-        JOIN recognition_subject s ON s.id = f.subject_id
-        ORDER BY q.idx, f.distance
-    """
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_SEARCH_SETTINGS)
-        cursor.execute(sql, [[vector_literal(e) for e in embeddings], owner_id, k])
+        cursor.execute(_EXACT_SETTINGS if searched_exactly(cursor, owner_id) else _SEARCH_SETTINGS)
+        cursor.execute(_NEAREST_EXAMPLES_SQL, [[vector_literal(e) for e in embeddings], owner_id, k])
         rows = cursor.fetchall()
     per_face: list[dict[int, Candidate]] = [dict() for _ in range(len(embeddings))]
     for idx, subject_id, name, distance in rows:
@@ -75,6 +92,16 @@ def nearest_subjects(owner_id: int, embeddings: np.ndarray, k: int = NEAREST_EXA
         else:
             found[subject_id] = Candidate(subject_id, name, float(distance), 1)
     return [sorted(found.values(), key=lambda c: (c.distance, -c.votes)) for found in per_face]
+
+
+def searched_exactly(cursor, owner_id: int) -> bool:
+    """Whether the owner's examples are few enough for an exact scan (counted up to the limit
+    only, through the btree on owner and is_example)."""
+    cursor.execute(
+        "SELECT count(*) FROM (SELECT FROM recognition_face WHERE owner_id = %s AND is_example LIMIT %s) examples",
+        [owner_id, EXACT_SEARCH_MAX + 1],
+    )
+    return cursor.fetchone()[0] <= EXACT_SEARCH_MAX
 
 
 def assign_unique(candidates: list[list[Candidate]], groups: Sequence, threshold: float,
