@@ -269,9 +269,12 @@ class Soak:
         users = itertools.cycle(range(self.args.users))
         next_at = time.monotonic()
         rng = random.Random(1)
+        # Every photo once per round, in a new order each round: the first round shows the worker
+        # every size it will see (the warm-up ends after it).
+        photos = itertools.chain.from_iterable(rng.sample(self.photos, len(self.photos)) for _ in itertools.count())
         while not self.stopping.is_set():
             user = next(users)
-            name, data = rng.choice(self.photos)
+            name, data = next(photos)
             body = data + rng.randbytes(8)  # a new file each time: no deduplication
             started = time.perf_counter()
             try:
@@ -406,14 +409,20 @@ class Soak:
         for thread in threads:
             thread.start()
         duration = self.args.minutes * 60
+        # Warm-up: a tenth of the run, and until the first round of photos is processed (the
+        # allocators' high-water marks follow the biggest inputs; growth after that is what leaks).
         warm_up = max(30.0, duration / 10)
         baseline = None
         while time.monotonic() - started < duration:
             time.sleep(min(SAMPLE_SECONDS, max(0.1, duration - (time.monotonic() - started))))
             sizes = self.sample_rss(started)
-            if baseline is None and time.monotonic() - started >= warm_up:
+            if (baseline is None and time.monotonic() - started >= warm_up
+                    and self.job_stages()["completed"] >= len(self.photos)):
                 baseline = (time.monotonic() - started, sizes)
         end_rss = self.sample_rss(started)
+        if baseline is None:
+            sys.exit("the warm-up did not end: fewer jobs completed than there are photos; run longer")
+        (Path(os.environ["SIGHTLINE_DATA_DIR"]) / "soak-rss.json").write_text(json.dumps(self.rss_timeline))
         self.stopping.set()
         for thread in threads:
             thread.join(timeout=180)
@@ -468,6 +477,15 @@ class Soak:
             growth = (end_rss[label] - base_rss[label]) / base_rss[label] * 100 if base_rss.get(label) else float("nan")
             print(f"| {label} | {idle_rss.get(label, float('nan')):.0f} | {base_rss.get(label, float('nan')):.0f} | "
                   f"{end_rss[label]:.0f} | {growth:+.1f} % | {peak:.0f} |")
+        print()
+        minutes = range(1, int(load_seconds // 60) + 1)
+        at_minute = {m: min(self.rss_timeline, key=lambda sample: abs(sample[0] - m * 60))[1] for m in minutes}
+        print("RSS (MiB) minute by minute:")
+        print()
+        print("| process | " + " | ".join(f"{m} min" for m in minutes) + " |")
+        print("|---|" + "---|" * len(minutes))
+        for label in end_rss:
+            print(f"| {label} | " + " | ".join(f"{at_minute[m].get(label, float('nan')):.0f}" for m in minutes) + " |")
         print(f"\nPostgreSQL backends: {self.backend_counts[0]} idle, {min(self.backend_counts)} to "
               f"{max(self.backend_counts)} during the load (their RSS counts the shared buffers each touched).")
         print()
