@@ -40,7 +40,10 @@ from tests.servers import log_tail, stop_process
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 # The worker looks for lost jobs every second here (60 s by default), and retries soon.
-WORKER_ENV = {"SIGHTLINE_WORKER_MAINTENANCE_SECONDS": "1", "SIGHTLINE_JOB_RETRY_INTERVALS": "1,2,4"}
+# Two photos a batch: a worker takes waiting photos with the one it starts (jobs.process_asset),
+# and the fault must still find jobs waiting in Redis only.
+WORKER_ENV = {"SIGHTLINE_WORKER_MAINTENANCE_SECONDS": "1", "SIGHTLINE_JOB_RETRY_INTERVALS": "1,2,4",
+              "SIGHTLINE_PHOTO_BATCH": "2"}
 _clean_counts: dict[str, int] = {}
 
 
