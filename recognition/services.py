@@ -152,6 +152,16 @@ def _worker_is_dead(rq_job: RQJob) -> bool:
     return worker.hostname == socket.gethostname() and worker.pid is not None and not psutil.pid_exists(worker.pid)
 
 
+def _retry_overdue(rq_job: RQJob, cutoff) -> bool:
+    """A retry whose time passed more than the grace ago: no scheduler is moving it (none runs,
+    or its lock is held by a scheduler that died with its worker), so no worker will run it."""
+    try:
+        due = django_rq.get_queue(rq_job.origin).scheduled_job_registry.get_scheduled_time(rq_job)
+    except NoSuchJobError:
+        return True  # SCHEDULED, but in no schedule
+    return due < cutoff
+
+
 def _rq_job(job: Job) -> RQJob | None:
     if not job.rq_job_id:
         return None
@@ -198,9 +208,9 @@ def _sweep(recovery: Recovery, grace: timedelta, include_failed: bool) -> None:
         if job.stage != Stage.FAILED:
             if rq_job is None and job.updated_at > cutoff:
                 continue  # maybe committed a moment ago and about to be queued
-            alive = status in {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED} or (
-                status == JobStatus.STARTED and not _worker_is_dead(rq_job)
-            )
+            alive = status in {JobStatus.QUEUED, JobStatus.DEFERRED} or (
+                status == JobStatus.SCHEDULED and not _retry_overdue(rq_job, cutoff)
+            ) or (status == JobStatus.STARTED and not _worker_is_dead(rq_job))
             if alive:
                 continue
         if rq_job is not None:

@@ -132,3 +132,25 @@ def test_jobs_left_by_a_batch_whose_rq_job_is_gone_are_queued_again_alone(user, 
     for job in (leader, taken):
         job.refresh_from_db()
         assert job.stage == Stage.COMPLETED, job.error
+
+
+def test_a_retry_no_scheduler_moves_is_queued_again_by_the_sweep(user, settings, tmp_path):
+    """A retry waits in RQ's schedule until a scheduler moves it; if none does (no worker runs
+    one, or a dead one holds its lock), the job would wait forever."""
+    from datetime import datetime, timezone
+
+    from tests.integration.recognition.api_helpers import jpeg_bytes, upload_of
+
+    settings.MEDIA_ROOT = tmp_path
+    overdue, waiting = (services.upload(user, upload_of(jpeg_bytes(seed=seed), f"{seed}.jpg")).job for seed in (1, 2))
+    queue = django_rq.get_queue("inference")
+    now = datetime.now(timezone.utc)
+    for job, due in ((overdue, now - timedelta(minutes=5)), (waiting, now + timedelta(seconds=30))):
+        queue.remove(job.rq_job_id)
+        queue.scheduled_job_registry.schedule(queue.fetch_job(job.rq_job_id), due)
+        queue.fetch_job(job.rq_job_id).set_status("scheduled")
+
+    recovery = services.recover_stuck_jobs(grace=timedelta(seconds=60))
+    assert recovery.requeued == [overdue.pk]
+    overdue.refresh_from_db()
+    assert queue.fetch_job(overdue.rq_job_id).get_status() == "queued"
