@@ -139,8 +139,8 @@ def _take_waiting_photos(job: Job) -> list[Job]:
         return []  # called directly (tests, commands), or one photo at a time
     # Jobs this rq job took before a crash first: nobody else will run them while it is retried.
     taken = list(
-        Job.objects.active().select_related("asset").filter(rq_job_id=current.id).exclude(pk=job.pk)
-        .order_by("created_at", "pk")[:limit]
+        Job.objects.active().filter(rq_job_id=current.id).exclude(pk=job.pk)
+        .order_by("created_at", "pk").values_list("pk", flat=True)[:limit]
     )
     queue = django_rq.get_queue(current.origin)
     waiting = (
@@ -152,14 +152,13 @@ def _take_waiting_photos(job: Job) -> list[Job]:
             break
         if not queue.remove(rq_job_id):
             continue  # another worker started it meanwhile
-        Job.objects.filter(pk=pk).update(rq_job_id=current.id)
+        Job.objects.filter(pk=pk).update(rq_job_id=current.id)  # at once: a crash must find it named
         _delete_rq_job(rq_job_id, queue.connection)
-        taken.extend(Job.objects.select_related("asset").filter(pk=pk))
-    if taken:
-        Job.objects.filter(pk__in=[t.pk for t in taken]).update(attempts=F("attempts") + 1)
-        for other in taken:
-            other.refresh_from_db(fields=["attempts", "stage"])
-    return [other for other in taken if not other.is_finished]
+        taken.append(pk)
+    if not taken:
+        return []
+    Job.objects.filter(pk__in=taken).update(attempts=F("attempts") + 1)
+    return list(Job.objects.active().select_related("asset").filter(pk__in=taken).order_by("created_at", "pk"))
 
 
 def _delete_rq_job(rq_job_id: str, connection) -> None:
