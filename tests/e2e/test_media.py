@@ -24,8 +24,10 @@ def test_uploads_reach_completed_live_and_the_totals_follow(page, faces_dir):
     stats = page.locator(".stats")
     expect(stats.locator('[data-count="photos"]')).to_have_text("0")
 
-    upload(page, *photos)  # waits for "completed" in every row, with no reload
+    upload(page, *photos)  # waits for "completed" in every row, with no reload (one worker batch)
 
+    # Every column has a name for screen readers, the thumbnails' included.
+    expect(page.get_by_role("columnheader", name="Thumbnail")).to_have_count(1)
     expect(stats.locator('[data-count="photos"]')).to_have_text("3")
     # 1 + 2 + 6 faces at least, counted live as the jobs finish.
     page.wait_for_function("() => Number(document.querySelector('[data-count=faces]').textContent) >= 9")
