@@ -29,7 +29,6 @@ from rq.timeouts import JobTimeoutException
 from config.refusals import Refusal
 from media.models import Asset
 from media.validation import RejectedUpload
-from recognition import pipeline
 from recognition.models import Job, Stage
 
 logger = logging.getLogger(__name__)
@@ -65,6 +64,8 @@ def _retries_left() -> int:
 def process_asset(job_id: int) -> str:
     """Process the job, and with it (a photo's) up to ``SIGHTLINE_PHOTO_BATCH - 1`` other photos
     waiting in the queue (``_take_waiting_photos``): one engine batch, each job settled alone."""
+    from recognition import pipeline  # it loads torch: workers only, not the web processes that enqueue
+
     job = Job.objects.select_related("asset").filter(pk=job_id).first()
     if job is None:
         return "job deleted"  # its asset was deleted while queued: nothing to do
@@ -99,6 +100,8 @@ def process_asset(job_id: int) -> str:
 
 def _settle(job: Job, exc: Exception) -> str:
     """What a problem means for the job: fail it with its reason, or raise for RQ to retry."""
+    from recognition import pipeline
+
     job_id = job.pk
     if isinstance(exc, pipeline.StaleRun):
         logger.info("stale run dropped", extra={"job": job_id, "reason": str(exc)})

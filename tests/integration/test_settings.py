@@ -89,3 +89,17 @@ def test_s3_storage_is_selectable_by_setting():
 def test_one_gpu_may_be_named():
     """`manage.py serve` pins each inference worker with SIGHTLINE_DEVICE=cuda:N."""
     assert _setting("SIGHTLINE_DEVICE", {**PRODUCTION_ENV, "SIGHTLINE_DEVICE": "cuda:1"}) == "cuda:1"
+
+
+def test_web_processes_do_not_load_torch():
+    """Daphne loads the apps, the URL conf and the ASGI application, never the inference code:
+    torch would cost each web process seconds at start and hundreds of MiB it never uses."""
+    script = ("import sys, django; django.setup(); import config.urls, config.asgi; "
+              "print(sorted(name for name in ('torch', 'torchvision', 'cv2') if name in sys.modules))")
+    clean = {k: v for k, v in os.environ.items() if k not in UNSET}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT,
+        env={**clean, **PRODUCTION_ENV, "DJANGO_SETTINGS_MODULE": "config.settings"}, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
