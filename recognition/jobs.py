@@ -14,10 +14,13 @@ Failure policy:
 
 from __future__ import annotations
 
+import functools
 import logging
+import uuid
 
 import django_rq
 import redis
+import rq
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.db.models import F
@@ -41,19 +44,36 @@ def retry_policy() -> Retry:
     return Retry(max=len(intervals), interval=list(intervals))
 
 
-def enqueue_processing(job: Job) -> None:
-    """Queue ``process_asset`` for ``job`` (call after the job row is committed)."""
-    queue = django_rq.get_queue("inference")
-    rq_job = queue.enqueue(
+@functools.cache
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+def rq_queue(name: str) -> rq.Queue:
+    """The rq queue ``name`` on this process's one Redis connection pool: django_rq's own
+    ``get_queue`` connects anew on every call, a round of TCP set-up in every upload."""
+    return django_rq.get_queue(name, connection=_redis(settings.RQ_QUEUES[name]["URL"]))
+
+
+def new_rq_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def enqueue_processing(job: Job, rq_job_id: str | None = None) -> None:
+    """Queue ``process_asset`` for ``job`` (call after the job row is committed), as the rq job
+    ``rq_job_id`` when the row already names it, else as a new one that the row is told about."""
+    rq_job = rq_queue("inference").enqueue(
         process_asset,
         job.pk,
+        job_id=rq_job_id or new_rq_job_id(),
         retry=retry_policy(),
         job_timeout=settings.SIGHTLINE_JOB_TIMEOUT_SECONDS,
         on_failure=Callback(mark_failed_if_final),
         description=f"process asset {job.asset_id} (job {job.pk})",
     )
-    Job.objects.filter(pk=job.pk).update(rq_job_id=rq_job.id)
-    job.rq_job_id = rq_job.id
+    if job.rq_job_id != rq_job.id:
+        Job.objects.filter(pk=job.pk).update(rq_job_id=rq_job.id)
+        job.rq_job_id = rq_job.id
 
 
 def _retries_left() -> int:

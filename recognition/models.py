@@ -113,6 +113,19 @@ class Job(models.Model):
     def is_finished(self) -> bool:
         return self.stage in TERMINAL_STAGES
 
+    @classmethod
+    def create_queued(cls, asset: Asset, *, uploading_since: datetime | None = None, rq_job_id: str = "") -> Job:
+        """A new job waiting for a worker, in one INSERT and one event: nobody can see the row
+        before its transaction commits, so an ``uploading`` stage (timed from ``uploading_since``)
+        is already over by then and would only be announced stale."""
+        job = cls(asset=asset, rq_job_id=rq_job_id)
+        if uploading_since is not None:
+            job._enter(Stage.UPLOADING, progress=0, at=uploading_since)
+        job._enter(Stage.QUEUED)
+        job.save(force_insert=True)
+        job.publish_on_commit()
+        return job
+
     def advance(self, stage: str, *, progress: int | None = None, error: str = "", error_code: str = "",
                 at: datetime | None = None) -> None:
         """Move to ``stage`` (at ``at``, default now): close the previous stage's timing, save,
@@ -120,6 +133,13 @@ class Job(models.Model):
 
         The one place a stage changes, so timings, the row and the event never disagree.
         """
+        self._enter(stage, progress=progress, error=error, error_code=error_code, at=at)
+        self.save(update_fields=["stage", "progress", "timings", "error", "error_code", "finished_at", "updated_at"])
+        self.publish_on_commit()
+
+    def _enter(self, stage: str, *, progress: int | None = None, error: str = "", error_code: str = "",
+               at: datetime | None = None) -> None:
+        """The stage change itself, on this instance only (``advance`` and ``create_queued`` save it)."""
         now = at or timezone.now()
         previous = self.timings.get(self.stage)
         if previous is not None and "ended_at" not in previous and stage != self.stage:
@@ -134,19 +154,17 @@ class Job(models.Model):
         self.error_code = error_code
         if stage in TERMINAL_STAGES:
             self.finished_at = now
-        self.save(update_fields=["stage", "progress", "timings", "error", "error_code", "finished_at", "updated_at"])
-        self._publish_on_commit()
 
     def report_progress(self, progress: int) -> None:
         """Finer progress inside the current stage (video frames, say)."""
         self.progress = max(0, min(100, progress))
         self.save(update_fields=["progress", "updated_at"])
-        self._publish_on_commit()
+        self.publish_on_commit()
 
     def fail(self, error: str, code: str = "error") -> None:
         self.advance(Stage.FAILED, progress=self.progress, error=error, error_code=code)
 
-    def _publish_on_commit(self) -> None:
+    def publish_on_commit(self) -> None:
         from recognition import events
 
         event = events.job_event(self)

@@ -70,13 +70,11 @@ def start_processing(asset, received_at=None) -> Job:
     ``received_at``: when the upload of a new file began; its ``uploading`` stage (receiving,
     validating, storing) is timed from then to now. A re-run uploads nothing and starts queued.
     """
-    job = Job.objects.create(asset=asset)
-    if received_at is not None:
-        job.advance(Stage.UPLOADING, progress=0, at=received_at)
     # Queued in the database before it is in Redis: should the enqueue after commit fail, the
-    # stuck-job sweep finds a queued job with no rq job and enqueues it.
-    job.advance(Stage.QUEUED)
-    transaction.on_commit(lambda: jobs.enqueue_processing(job))
+    # stuck-job sweep finds a queued job with no rq job and enqueues it. The rq job's id is
+    # chosen now, so the row needs no second write once it is enqueued.
+    job = Job.create_queued(asset, uploading_since=received_at, rq_job_id=jobs.new_rq_job_id())
+    transaction.on_commit(lambda: jobs.enqueue_processing(job, rq_job_id=job.rq_job_id))
     return job
 
 
@@ -251,7 +249,7 @@ class RealtimeFailed(Refusal):
 def run_realtime(func, *args, timeout: float | None = None):
     """Run ``func(*args)`` on the realtime queue and wait for its return value."""
     timeout = timeout or settings.SIGHTLINE_REALTIME_TIMEOUT_SECONDS
-    queue = django_rq.get_queue("realtime")
+    queue = jobs.rq_queue("realtime")
     # ttl: a request nobody picked up in time is dropped, not run after the caller gave up.
     rq_job = queue.enqueue(func, *args, ttl=int(timeout) + 1, result_ttl=300, failure_ttl=300, job_timeout=int(timeout) * 4)
     result = rq_job.latest_result(timeout=int(timeout))

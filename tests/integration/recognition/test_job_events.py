@@ -154,3 +154,26 @@ async def test_anonymous_cannot_connect():
     communicator = WebsocketCommunicator(application, "/ws/jobs/", headers=[ORIGIN])
     connected, _ = await communicator.connect(timeout=5)
     assert not connected
+
+
+async def test_an_upload_is_announced_once_as_queued_with_its_upload_timed(user, settings, tmp_path):
+    """The job's row is first seen queued (it commits with the stored file), so the upload sends
+    one event, and the row already names the rq job it was enqueued as."""
+    import django_rq
+
+    from recognition import services
+    from tests.integration.recognition.api_helpers import jpeg_bytes, upload_of
+
+    settings.MEDIA_ROOT = tmp_path
+    communicator, connected, _ = await connect("/ws/jobs/", user)
+    assert connected
+    outcome = await sync_to_async(services.upload)(user, upload_of(jpeg_bytes(seed=7)))
+    event = await communicator.receive_json_from(timeout=5)
+    assert (event["job"], event["stage"]) == (outcome.job.pk, "queued")
+    assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()
+
+    job = await Job.objects.aget(pk=outcome.job.pk)
+    assert set(job.timings) == {"uploading", "queued"} and job.timings["uploading"]["seconds"] >= 0
+    queued = await sync_to_async(lambda: django_rq.get_queue("inference").get_job_ids())()
+    assert job.rq_job_id in queued
