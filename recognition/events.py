@@ -11,6 +11,7 @@ for the same job, so a late subscriber that got the current state first never go
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from asgiref.sync import async_to_sync
@@ -44,10 +45,18 @@ def job_event(job) -> dict:
 def publish(user_id: int, event: dict) -> None:
     """Send to the owner's group and the staff group. Best effort: a Redis hiccup must not fail
     the job itself; the state is in the database and a reconnecting client gets it first thing."""
-    layer = get_channel_layer()
-    for group in (user_group(user_id), STAFF_GROUP):
-        try:
-            async_to_sync(layer.group_send)(group, {"type": "job.event", "event": event})
-        except Exception:  # noqa: BLE001 - any channel-layer failure is logged and ignored
+    groups = (user_group(user_id), STAFF_GROUP)
+    try:
+        outcomes = async_to_sync(_send_to_groups)(groups, {"type": "job.event", "event": event})
+    except Exception as exc:  # noqa: BLE001 - no event loop, no layer: logged and ignored
+        outcomes = [exc] * len(groups)
+    for group, outcome in zip(groups, outcomes):
+        if isinstance(outcome, Exception):
             logger.warning("could not publish job event", extra={"job": event.get("job"), "group": group},
-                           exc_info=True)
+                           exc_info=outcome)
+
+
+async def _send_to_groups(groups: tuple[str, ...], message: dict) -> list:
+    """Both sends in one trip to the event loop, side by side; each one's exception returned."""
+    layer = get_channel_layer()
+    return await asyncio.gather(*(layer.group_send(group, message) for group in groups), return_exceptions=True)

@@ -75,6 +75,15 @@ def with_latest_job(assets: models.QuerySet) -> models.QuerySet:
     )
 
 
+def as_new_with_latest_job(asset: Asset, job: Job) -> Asset:
+    """A just-uploaded asset as ``with_latest_job`` would read it back (no faces and no tags yet,
+    ``job`` its only job), from the rows in hand instead of three more queries."""
+    asset.face_count = 0
+    setattr(asset, LATEST_JOBS_ATTR, [job])
+    models.prefetch_related_objects([asset], models.Prefetch("tags", queryset=ImageTag.objects.none()))
+    return asset
+
+
 def latest_job(asset) -> Job | None:
     """The asset's latest job: from ``with_latest_job``'s prefetch, else one query."""
     jobs = getattr(asset, LATEST_JOBS_ATTR, None)

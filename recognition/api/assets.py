@@ -19,7 +19,7 @@ from config.throttling import UploadRateThrottle, UploadsThrottled
 from media.models import Asset
 from recognition import search_images, services
 from recognition import serializers as bodies
-from recognition.models import Face, with_latest_job
+from recognition.models import Face, as_new_with_latest_job, with_latest_job
 
 from recognition.api.common import (
     BINARY_FILE, JOB_EVENTS_DOC, JPEG, SIMILAR_LIMIT, SIMILAR_MAX_LIMIT, browser_cached,
@@ -96,7 +96,10 @@ class AssetViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveMod
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
         outcome = services.upload(request.user, upload, upload.name)
-        asset = self.get_queryset().get(pk=outcome.asset.pk)
+        if outcome.created:
+            asset = as_new_with_latest_job(outcome.asset, outcome.job)
+        else:  # the asset you already had: its faces, tags and latest job as they are now
+            asset = self.get_queryset().get(pk=outcome.asset.pk)
         context = self.get_serializer_context()
         job = bodies.JobSerializer(outcome.job, context=context).data if outcome.job else None
         body = {"asset": bodies.AssetSerializer(asset, context=context).data, "job": job,

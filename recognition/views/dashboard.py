@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from config.refusals import Refusal
 from config.throttling import upload_refusal
 from recognition import pages, services
-from recognition.models import latest_job
+from recognition.models import as_new_with_latest_job, latest_job
 
 ASSETS_PER_PAGE = 25
 FACES_PER_PAGE = 60
@@ -87,7 +87,10 @@ def _upload_one(request, uploaded) -> dict:
         outcome = services.upload(request.user, uploaded, uploaded.name)
     except Refusal as refusal:
         return {"ok": False, "name": uploaded.name, **refusal.as_body()}
-    asset = pages.assets_with_latest_job(request.user).get(pk=outcome.asset.pk)
+    if outcome.created:
+        asset = as_new_with_latest_job(outcome.asset, outcome.job)
+    else:  # the asset you already had: its faces and latest job as they are now
+        asset = pages.assets_with_latest_job(request.user).get(pk=outcome.asset.pk)
     job = latest_job(asset)
     row_html = render_to_string("recognition/_asset_row.html", {"asset": asset, "job": job}, request=request)
     message = "uploaded, processing started." if outcome.created else "you had already uploaded this file."

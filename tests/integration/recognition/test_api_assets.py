@@ -43,6 +43,16 @@ def test_a_new_upload_is_accepted_with_its_job_and_the_same_bytes_again_answer_2
     assert Asset.objects.filter(owner=user).count() == 1
 
 
+def test_a_new_uploads_answer_is_what_reading_the_asset_back_gives(auth_client, user, django_assert_max_num_queries):
+    """The answer to a new upload is built from the rows the upload wrote, not read back:
+    it must still say exactly what a GET of the asset says."""
+    with django_assert_max_num_queries(8):
+        answer = post_file(auth_client, jpeg_bytes(seed=3), "fresh.jpg").json()
+    read_back = auth_client.get(f"{ASSETS}{answer['asset']['id']}/").json()
+    assert answer["asset"] == read_back
+    assert (answer["asset"]["face_count"], answer["asset"]["tags"]) == (0, [])
+
+
 def test_upload_without_a_file_is_a_400_with_a_message(auth_client):
     response = auth_client.post(ASSETS, {}, format="multipart")
 
