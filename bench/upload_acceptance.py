@@ -1,7 +1,7 @@
 """Upload acceptance: concurrent API clients uploading small photos to `manage.py serve`.
 
     .venv/bin/python bench/upload_acceptance.py [--clients 32] [--seconds 20] [--web 1,2] [--rounds 1]
-                                                [--no-before]
+                                                [--no-before] [--tree LABEL=PATH ...]
 
 Runs against its own embedded servers (``var/bench-upload/``, ``SIGHTLINE_DATA_DIR`` moves
 it). For each contender (a number of web processes) it starts ``manage.py serve --no-worker``
@@ -13,6 +13,10 @@ open their own PostgreSQL connection (``SIGHTLINE_DB_POOL=0``). Prints accepted 
 a second and the latency percentiles of every contender as a markdown table for
 docs/BENCHMARKS.md. The clients run in this process, on the same machine, with asyncio and raw
 HTTP/1.1 (a few hundred microseconds of CPU per request).
+
+``--tree LABEL=PATH`` adds, for each number of web processes, a contender served from another
+checkout of the code (a ``git worktree`` of an earlier commit, say) on the same servers and
+database, so two versions of the request are measured in one run.
 
 CPU per upload: the CPU time serve's processes, PostgreSQL, Redis and these clients spent in
 the window, over the uploads accepted; with the machine's share used by other programs, it
@@ -45,6 +49,7 @@ os.environ.setdefault("SIGHTLINE_ACCESS_TOKEN_MINUTES", "240")
 PHOTO = REPO.parent / "shared" / "data" / "faces" / "probes" / "obama-240p.jpg"
 TARGET_BYTES = 20_000
 BOUNDARY = "sightline-bench-boundary"
+TREES: dict[str, Path] = {}  # --tree: other checkouts to serve, by label
 
 
 @dataclass
@@ -54,6 +59,7 @@ class Outcome:
     errors: int = 0
     elapsed: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # seconds in the window, by role
+    web_rss: float = 0.0  # MiB of serve's web processes together, at the end of the window
     machine_busy: float = 0.0  # seconds of all cores busy in the window, whoever used them
 
     @property
@@ -142,7 +148,21 @@ async def load(port: int, tokens: list[str], jpeg: bytes, seconds: float, tag: s
     after = cpu_seconds(processes or {})
     outcome.cpu = {role: after[role] - before.get(role, 0.0) for role in after}
     outcome.machine_busy = machine_busy_seconds() - busy_before
+    outcome.web_rss = web_rss_mib(processes or {})
     return outcome
+
+
+def web_rss_mib(processes: dict[str, list]) -> float:
+    import psutil
+
+    total = 0
+    for process in processes.get("web", []):
+        try:
+            if "daphne" in " ".join(process.cmdline()):
+                total += process.memory_info().rss
+        except psutil.Error:
+            continue
+    return total / 2**20
 
 
 def machine_busy_seconds() -> float:
@@ -184,16 +204,17 @@ def cpu_seconds(processes: dict[str, list]) -> dict[str, float]:
     return totals
 
 
-def start_serve(port: int, web_processes: int, pool: bool) -> subprocess.Popen:
+def start_serve(port: int, web_processes: int, pool: bool, tree: str = "") -> subprocess.Popen:
     env = dict(
         os.environ, PORT=str(port), PYTHONUNBUFFERED="1", SIGHTLINE_DB_POOL="" if pool else "0",
         # The clients are the point here, not the per-user limits that would refuse them.
         SIGHTLINE_UPLOAD_RATE="1000000/min", SIGHTLINE_USER_RATE="1000000/min", SIGHTLINE_LOG_LEVEL="WARNING",
     )
-    log = open(Path(os.environ["SIGHTLINE_DATA_DIR"]) / f"serve-web{web_processes}{'' if pool else '-before'}.log", "w")
+    name = f"serve-web{web_processes}{'' if pool else '-before'}{'-' + tree if tree else ''}.log"
+    log = open(Path(os.environ["SIGHTLINE_DATA_DIR"]) / name, "w")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--no-worker", "--web-processes", str(web_processes)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=TREES.get(tree, REPO), env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 120
     try:
@@ -243,9 +264,16 @@ def main() -> None:
     parser.add_argument("--web", default=f"1,{os.cpu_count() or 1}", help="web processes of each contender")
     parser.add_argument("--rounds", type=int, default=1, help="contenders run in turns this many times")
     parser.add_argument("--no-before", action="store_true", help="leave out the contender of before")
+    parser.add_argument("--tree", action="append", default=[], metavar="LABEL=PATH",
+                        help="also serve the code of another checkout (each number of web processes)")
     args = parser.parse_args()
-    # (web processes, pooled connections)
-    contenders = ([] if args.no_before else [(1, False)]) + [(int(n), True) for n in args.web.split(",")]
+    for item in args.tree:
+        tree_label, _, path = item.partition("=")
+        TREES[tree_label] = Path(path).resolve()
+    # (web processes, pooled connections, checkout: "" for this one)
+    webs = [int(n) for n in args.web.split(",")]
+    contenders = ([] if args.no_before else [(1, False, "")]) + [
+        (web, True, tree) for web in webs for tree in ["", *TREES]]
 
     from config import embedded
 
@@ -262,9 +290,9 @@ def main() -> None:
         servers.stop()
 
 
-def label(contender: tuple[int, bool]) -> str:
-    web, pool = contender
-    return f"{web} web" + ("" if pool else ", a connection per request (before)")
+def label(contender: tuple[int, bool, str]) -> str:
+    web, pool, tree = contender
+    return f"{web} web" + ("" if pool else ", a connection per request (before)") + (f", {tree}" if tree else "")
 
 
 def run(args, contenders: list[tuple[int, bool]]) -> None:
@@ -284,7 +312,7 @@ def run(args, contenders: list[tuple[int, bool]]) -> None:
     jpeg = small_jpeg()
     queue = django_rq.get_queue("inference")
 
-    results: dict[tuple[int, bool], list[Outcome]] = {c: [] for c in contenders}
+    results: dict[tuple[int, bool, str], list[Outcome]] = {c: [] for c in contenders}
     for round_ in range(args.rounds):
         for contender in contenders:
             port = free_port()
@@ -310,8 +338,8 @@ def run(args, contenders: list[tuple[int, bool]]) -> None:
     cores = os.cpu_count() or 1
     print("| web processes | accepted/s | p50 ms | p95 ms | p99 ms | other answers | client errors "
           "| CPU ms per upload: web / PostgreSQL / Redis / clients = total | cores busy with other work "
-          "| ceiling on these cores (uploads/s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| ceiling on these cores (uploads/s) | web RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for contender in contenders:
         best = max(results[contender], key=lambda o: o.accepted / o.elapsed)
         others = {status: n for status, n in best.statuses.items() if status != 202}
@@ -322,7 +350,7 @@ def run(args, contenders: list[tuple[int, bool]]) -> None:
               f"{percentile(best.latencies, 0.95) * 1000:.0f} | {percentile(best.latencies, 0.99) * 1000:.0f} | "
               f"{others or 'none'} | {best.errors} | "
               f"{' / '.join(f'{per_upload.get(r, 0):.1f}' for r in ('web', 'postgres', 'redis', 'clients'))}"
-              f" = {total:.1f} | {elsewhere:.2f} of {cores} | {cores * 1000 / total:.0f} |")
+              f" = {total:.1f} | {elsewhere:.2f} of {cores} | {cores * 1000 / total:.0f} | {best.web_rss:.0f} |")
 
 
 if __name__ == "__main__":
