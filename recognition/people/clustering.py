@@ -6,7 +6,9 @@ Two faces are neighbours within ``SIGHTLINE_CLUSTER_DISTANCE``. A face seeds a p
 when it is clear (quality at least ``SIGHTLINE_CLUSTER_MIN_QUALITY``) and, with its
 neighbours, makes ``SIGHTLINE_CLUSTER_MIN_FACES``; until then it waits, unknown. Always:
 
-- two faces of one picture (a photo, or one video frame) never go into the same person;
+- two faces of one picture (a photo, or one video frame) never go into the same person, nor
+  two tracks of a video that are seen in one frame (a track counts by its best face, which
+  stands for every frame of the track);
 - clustering never adds a face to a named person (matching does that, from the faces that
   teach it) and never merges two people;
 - human decisions stand: a face a person named, marked unknown or dismissed is not moved, and
@@ -65,6 +67,19 @@ def _frame_key(asset_id: int, frame_index: int | None) -> tuple[int, int]:
     return (asset_id, -1 if frame_index is None else frame_index)
 
 
+def _pictures(rows) -> dict[int, frozenset]:
+    """Each face's pictures, from rows of (pk, asset_id, frame_index, appearance_id): its photo
+    or frame, and for a video track's face every frame the track is seen in. Two faces whose
+    pictures meet are two people."""
+    appearances = {row[3] for row in rows if row[3] is not None}
+    frames: dict[int, set] = defaultdict(set)
+    for appearance_id, asset_id, frame_index in Face.objects.filter(appearance_id__in=appearances).values_list(
+            "appearance_id", "asset_id", "frame_index"):
+        frames[appearance_id].add(_frame_key(asset_id, frame_index))
+    return {pk: frozenset({_frame_key(asset_id, frame_index), *frames.get(appearance_id, ())})
+            for pk, asset_id, frame_index, appearance_id in rows}
+
+
 # --- after each job ---------------------------------------------------------------------------
 
 
@@ -85,21 +100,21 @@ def cluster_new_faces(owner_id: int, face_ids: list[int]) -> int:
         # Faces of a video track other than its best follow the best one: never seeds.
         followers = set(neighbours.filter(appearance__isnull=False).exclude(appearance__best_face=F("pk"))
                         .values_list("pk", flat=True))
-        known = {
-            row[0]: row[1:]
-            for row in neighbours.exclude(pk__in=followers).values_list(
-                "pk", "asset_id", "frame_index", "subject_id", "subject__name", "decided_by")
-        }
+        rows = neighbours.exclude(pk__in=followers).values_list(
+            "pk", "asset_id", "frame_index", "subject_id", "subject__name", "decided_by", "appearance_id")
+        known = {row[0]: row[1:6] for row in rows}
+        pictures = _pictures([(row[0], row[1], row[2], row[6]) for row in rows]
+                             + [(f.pk, f.asset_id, f.frame_index, f.appearance_id) for f in faces])
         rejected = _rejections([f.pk for f in faces])
         placed = 0
         for face in faces:
-            key = _frame_key(face.asset_id, face.frame_index)
-            others = [(o, d) for o, d in near[face.pk] if o in known and _frame_key(*known[o][:2]) != key]
+            key = pictures[face.pk]
+            others = [(o, d) for o, d in near[face.pk] if o in known and not pictures[o] & key]
             subject_id = _joinable_person(face, key, others, known, rejected[face.pk])
             if subject_id is not None:
                 members = [face.pk]
             elif face.quality >= min_quality():
-                members = _seed(face, key, others, known)
+                members = _seed(face, key, others, known, pictures)
                 if len(members) < min_faces():
                     continue
                 subject_id = Subject.objects.create(owner_id=owner_id, name="").pk
@@ -122,23 +137,23 @@ def _joinable_person(face, key, others, known, rejected: set[int]) -> int | None
         _, _, subject_id, subject_name, _ = known[other]
         if subject_id is not None and not subject_name and subject_id not in rejected:
             votes[subject_id].append(d)
+    in_pictures = Q()
+    for asset_id, frame_index in key:
+        in_pictures |= Q(asset_id=asset_id, frame_index=None if frame_index == -1 else frame_index)
     for subject_id in sorted(votes, key=lambda s: (-len(votes[s]), min(votes[s]), s)):
-        in_picture = Face.objects.filter(subject_id=subject_id, asset_id=face.asset_id,
-                                         frame_index=face.frame_index).exists()
-        if not in_picture:
+        if not Face.objects.filter(in_pictures, subject_id=subject_id).exists():
             return subject_id
     return None
 
 
-def _seed(face, key, others, known) -> list[int]:
+def _seed(face, key, others, known, pictures) -> list[int]:
     """The face and its waiting (automatic, unknown) neighbours, one per picture."""
-    members, pictures = [face.pk], {key}
+    members, taken = [face.pk], set(key)
     for other, _ in others:
-        asset_id, frame_index, subject_id, _, decided_by = known[other]
-        other_key = _frame_key(asset_id, frame_index)
-        if subject_id is None and decided_by == Decider.AUTO and other_key not in pictures:
+        _, _, subject_id, _, decided_by = known[other]
+        if subject_id is None and decided_by == Decider.AUTO and not pictures[other] & taken:
             members.append(other)
-            pictures.add(other_key)
+            taken |= pictures[other]
     return members
 
 
@@ -186,7 +201,7 @@ def recluster(owner_id: int, full: bool = False,
             row.pk: row for row in Face.objects.filter(waiting, owner_id=owner_id, dismissed=False)
             .exclude(follower)
             .order_by("pk").values_list("pk", "asset_id", "frame_index", "quality", "subject_id", "decided_by",
-                                        named=True)
+                                        "appearance_id", named=True)
         }
         # Fixed: faces a person put in an unnamed person; in an incremental run, every face
         # already in one. Movable: the rest (automatic).
@@ -253,13 +268,13 @@ def _dbscan(nodes, fixed, near, rejected) -> list[_Group]:
     closest edges first, unless that would put two faces of one picture or two fixed people
     together; then border faces join the group of their nearest core neighbour that may take
     them (not a person they were rejected from)."""
-    keys = {pk: _frame_key(f.asset_id, f.frame_index) for pk, f in nodes.items()}
-    edges = {pk: sorted({(o, d) for o, d in near.get(pk, []) if o in nodes and keys[o] != keys[pk]},
+    keys = _pictures([(pk, f.asset_id, f.frame_index, f.appearance_id) for pk, f in nodes.items()])
+    edges = {pk: sorted({(o, d) for o, d in near.get(pk, []) if o in nodes and not keys[o] & keys[pk]},
                         key=lambda edge: (edge[1], edge[0])) for pk in nodes}
     core = {pk for pk, f in nodes.items()
             if pk in fixed or (f.quality >= min_quality() and len(edges[pk]) + 1 >= min_faces())}
     parent = {pk: pk for pk in nodes}
-    groups = {pk: _Group([pk], {keys[pk]}, fixed.get(pk)) for pk in core}
+    groups = {pk: _Group([pk], set(keys[pk]), fixed.get(pk)) for pk in core}
 
     def root(pk):
         while parent[pk] != pk:
@@ -294,10 +309,10 @@ def _dbscan(nodes, fixed, near, rejected) -> list[_Group]:
             if other not in core:
                 continue
             g = groups[root(other)]
-            if keys[pk] in g.pictures or (g.person is not None and g.person in rejected.get(pk, ())):
+            if keys[pk] & g.pictures or (g.person is not None and g.person in rejected.get(pk, ())):
                 continue
             g.members.append(pk)
-            g.pictures.add(keys[pk])
+            g.pictures |= keys[pk]
             g.size += 1
             break
     return [g for g in groups.values() if g.person is not None or g.size >= min_faces()]

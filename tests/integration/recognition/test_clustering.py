@@ -78,6 +78,41 @@ def test_two_faces_of_one_picture_are_never_one_person(photos, user):
     assert pc is not None and pa != pb and pc in (pa, pb)
 
 
+def _track(photos, video, person, variation, frames, best):
+    """A video track seen at ``frames``, its best face at frame ``best``."""
+    from recognition.models import Appearance
+
+    faces = [photos.face_of(person, variation, asset=video, frame_index=frame, quality=0.9 if frame == best else 0.5)
+             for frame in frames]
+    best_face = next(f for f in faces if f.frame_index == best)
+    appearance = Appearance.objects.create(
+        asset=video, owner=video.owner, start_seconds=min(frames) / 2, end_seconds=max(frames) / 2,
+        best_face=best_face, embedding=best_face.embedding, face_count=len(faces))
+    Face.objects.filter(pk__in=[f.pk for f in faces]).update(appearance=appearance)
+    return best_face
+
+
+@pytest.mark.parametrize("full_recluster", [False, True])
+def test_two_tracks_seen_in_one_frame_are_never_one_person(photos, user, full_recluster):
+    """Look-alikes on stage together: their best faces come from different frames, but the
+    tracks share frames 0-2, so they are two people; a third track later on may join either."""
+    video = stored_asset(user, jpeg_bytes(seed=600), "stage.jpg")
+    left = _track(photos, video, 1, 0, frames=[0, 1, 2], best=0)
+    right = _track(photos, video, 1, 1, frames=[0, 1, 2, 3], best=3)
+    if full_recluster:
+        clustering.recluster(user.pk, full=True)
+    else:
+        clustering.cluster_new_faces(user.pk, [left.pk, right.pk])
+    assert people_of([left, right]) == [None, None]
+    later = _track(photos, video, 1, 2, frames=[8, 9], best=9)
+    if full_recluster:
+        clustering.recluster(user.pk, full=True)
+    else:
+        clustering.cluster_new_faces(user.pk, [later.pk])
+    pl, pr, pn = people_of([left, right, later])
+    assert pn is not None and pl != pr and pn in (pl, pr)
+
+
 def test_unclear_faces_never_seed_a_person(photos, user):
     faces = [photos.face_of(1, v, quality=0.2) for v in range(3)]
     clustering.cluster_new_faces(user.pk, [f.pk for f in faces])
