@@ -31,6 +31,7 @@
 | ``SIGHTLINE_RECLUSTER_CRON`` | ``30 3 * * *`` | when the nightly full recluster runs (cron syntax, UTC; ``manage.py rqcron recognition.cron``) |
 | ``SIGHTLINE_REPORT_CACHE_SECONDS`` | ``60`` | how long a report stays cached in Redis (a finished job of the owner renews it sooner); ``0``: never cached |
 | ``SIGHTLINE_DUPLICATE_DISTANCE`` | ``0.05`` | image embeddings closer than this (cosine distance) are near-duplicate photos |
+| ``SIGHTLINE_TAG_MIN_PROBABILITY`` | ``0.15`` | an image tag is kept only when the tagger gives it at least this probability |
 | ``SIGHTLINE_VIDEO_FPS`` | ``2`` | video frames analysed per second of video |
 | ``SIGHTLINE_VIDEO_DETECT_SIDE`` | ``0`` (full size) | find video faces on frames this big (long side), align them from full-size ones: faster, less accurate |
 | ``SIGHTLINE_VIDEO_MAX_FRAMES`` | ``SIGHTLINE_MAX_VIDEO_SECONDS`` × ``SIGHTLINE_VIDEO_FPS`` | most frames analysed per video |
@@ -373,6 +374,9 @@ SIGHTLINE_REPORT_CACHE_SECONDS = env_int("SIGHTLINE_REPORT_CACHE_SECONDS", 60)
 # Cosine distance of MobileNetV2 image embeddings. On the shared photos, the same picture
 # resized, recompressed or slightly cropped is 0.0004-0.04 away; different photos 0.098 or more.
 SIGHTLINE_DUPLICATE_DISTANCE = float(os.environ.get("SIGHTLINE_DUPLICATE_DISTANCE", "0.05"))
+# MobileNetV2's top-5 on an ordinary photo is mostly guesses under 5 %; below this a tag says
+# nothing true about the picture (recognition/tagging.py says which labels are never kept).
+SIGHTLINE_TAG_MIN_PROBABILITY = float(os.environ.get("SIGHTLINE_TAG_MIN_PROBABILITY", "0.15"))
 
 # --- Jobs --------------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from PIL import Image
 from rq.timeouts import JobTimeoutException
 
 from media import services as media_services
-from recognition import face_results, inference
+from recognition import face_results, inference, tagging
 from recognition.engine.detector import Detections
 from recognition.engine.tracker import SampledFace, Track, scene_cuts, track_faces
 from recognition.models import ImageEmbedding, ImageTag, Job, Stage
@@ -393,7 +393,7 @@ def _save_results(job, attempt, found, tracks, frames, tags, image_embedding, mo
             ImageTag.objects.filter(asset=asset).delete()
             ImageTag.objects.bulk_create(
                 ImageTag(asset=asset, label=label, probability=float(p), rank=rank)
-                for rank, (label, p) in enumerate(tags)
+                for rank, (label, p) in enumerate(tagging.labels_to_keep(tags, has_faces=bool(found)))
             )
             ImageEmbedding.objects.update_or_create(
                 asset=asset,
