@@ -72,3 +72,39 @@ def test_the_favicon_is_served(page):
     icon = page.locator('link[rel="icon"]').get_attribute("href")
     assert page.request.get(icon).ok
     assert page.request.get("/favicon.ico").ok  # redirected to the same icon
+
+
+def test_a_long_hostile_file_name_wraps_instead_of_widening_the_pages(new_page, faces_dir):
+    """A 200-character name without a space (HTML in it, shown as text) on a phone: the
+    dashboard and the photo's page stay as wide as the screen."""
+    from tests.e2e.conftest import JOB_TIMEOUT_MS
+
+    page = new_page(viewport={"width": 390, "height": 844})
+    register(page, "long-name@example.com")
+    name = "<img src=x onerror=alert(1)>" + "A" * 200 + ".jpg"
+    photo = (faces_dir / "probes" / "obama1.jpg").read_bytes()
+    page.get_by_label("Photos and videos").set_input_files(
+        [{"name": name, "mimeType": "application/octet-stream", "buffer": photo}])
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator('tr.asset-row [data-role="stage"]')).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+
+    def page_width():
+        return page.evaluate("document.documentElement.scrollWidth")
+
+    assert page_width() <= 390, "the dashboard is wider than the phone"
+    page.locator("tr.asset-row .name-cell a").click()
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_have_text(re.compile(r"^<img src=x onerror=alert\(1\)>A+\.jpg$"))  # as text, shortened
+    expect(heading.locator("img")).to_have_count(0)
+    assert page_width() <= 390, "the photo's page is wider than the phone"
+    check_accessibility(page, "photo with a long name (phone)")
+
+
+def test_the_first_tab_offers_to_skip_to_the_content(page):
+    register(page, "skip@example.com")
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_visible()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
