@@ -33,13 +33,19 @@ def as_refusal(exc: BaseException) -> Refusal | None:
 
 class RefusalMiddleware:
     """Pages: a refusal or an outage that escapes a view becomes its message, as a styled page
-    (JSON for clients that ask for it), never a 500."""
+    (JSON for clients that ask for it), never a 500; so does a form action opened by its address."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        return self.get_response(request)
+        response = self.get_response(request)
+        # require_POST and friends answer an empty 405: a browser then shows its own error.
+        if response.status_code == 405 and not response.streaming and not response.content:
+            from config.views import method_not_allowed
+
+            return method_not_allowed(request, response.get("Allow", ""))
+        return response
 
     def process_exception(self, request, exception):
         refusal = as_refusal(exception)

@@ -18,6 +18,9 @@ ERRORS = {
     404: ("not_found", "Not found.", "Page not found",
           "There is nothing here. The address may be mistyped, or the page was removed or belongs to someone else."),
 }
+METHOD_NOT_ALLOWED = ("method_not_allowed", "Method not allowed.", "Not possible this way",
+                      "This address is where a page's button sends its form; it cannot be opened by itself. "
+                      "Go back and use the button.")
 CSRF_FAILURE = ("csrf_failed", "CSRF check failed.", "Form expired",
                 "This form was open too long, or your browser blocks cookies for this site. "
                 "Reload the page and send it again.")
@@ -44,6 +47,13 @@ def permission_denied(request, exception):
 
 def page_not_found(request, exception):
     return _error(request, 404, *ERRORS[404])
+
+
+def method_not_allowed(request, allowed: str):
+    """A page's form action opened by its address (Django's own 405 is an empty page)."""
+    response = _error(request, 405, *METHOD_NOT_ALLOWED)
+    response["Allow"] = allowed
+    return response
 
 
 def csrf_failure(request, reason=""):

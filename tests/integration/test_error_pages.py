@@ -39,3 +39,19 @@ def test_an_expired_form_says_so_in_words(user):
 def test_the_favicon_address_points_at_the_icon():
     response = Client().get("/favicon.ico")
     assert response.status_code == 302 and response["Location"].endswith("favicon.svg")
+
+
+def test_a_form_action_opened_by_its_address_is_our_page_saying_so(user):
+    """require_POST answers an empty 405, which a browser shows as its own error page."""
+    from django.urls import reverse
+
+    from tests.integration.recognition.api_helpers import jpeg_bytes, stored_asset
+
+    asset = stored_asset(user, jpeg_bytes())
+    client = Client()
+    client.force_login(user)
+    response = client.get(reverse("asset-rerun", args=[asset.pk]))
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    assert "<h1>Not possible this way</h1>" in response.content.decode()
+    api = client.put(reverse("me"), {"display_name": "x"}, content_type="application/json")
+    assert api.status_code == 405 and api.json()["code"] == "method_not_allowed"  # DRF's own, untouched
