@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from django.db.models import Count, F, Q, QuerySet
 
 from accounts.ownership import owned_by
 from media.models import Asset
-from recognition.models import STAGE_PROGRESS, Appearance, Face, Job, Subject, with_latest_job
+from recognition.models import STAGE_PROGRESS, Appearance, Decider, Face, Job, Subject, with_latest_job
 
 PIPELINE_STAGES = [str(stage) for stage in STAGE_PROGRESS if stage != "completed"]
 
@@ -117,6 +119,17 @@ def faces_of(asset) -> list[Face]:
     """An asset's faces in display order (the numbers on the picture follow it), with what the
     controls need: their person and the people they were rejected from."""
     return list(asset.faces.select_related("subject").prefetch_related("rejections"))
+
+
+def numbered_by_clarity(faces: list[Face]) -> tuple[list[tuple[int, Face]], list[tuple[int, Face]]]:
+    """The faces numbered as on the picture, split into those worth a person's look and the
+    unclear ones nobody decided about (under ``SIGHTLINE_ENROL_MIN_QUALITY``: mostly the
+    detector's false positives, a chair or a dark corner), which pages show folded away."""
+    clear, unclear = [], []
+    for number, face in enumerate(faces, 1):
+        undecided = face.decided_by == Decider.AUTO and face.subject_id is None
+        (unclear if undecided and face.quality < settings.SIGHTLINE_ENROL_MIN_QUALITY else clear).append((number, face))
+    return clear, unclear
 
 
 def faces_of_person(subject: Subject) -> QuerySet:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from django import template
 from django.conf import settings
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -54,3 +57,34 @@ def person_label(subject) -> str:
         return subject.name
     count = getattr(subject, "face_count", None)
     return f"Unnamed person {subject.pk}" + (f" ({count} face{'s' * (count != 1)})" if count is not None else "")
+
+
+@register.simple_tag
+def face_crop(face, alt: str = "", lazy: bool = True):
+    """The face's stored crop, or a placeholder saying it is on its way: a face found by a
+    realtime request (an enrolment) is shown before its job has stored the crop."""
+    if not face.crop:
+        return format_html('<span class="face-crop face-missing" role="img" aria-label="{}" title="{}">…</span>',
+                           alt or "A face", "The picture of this face is still being prepared.")
+    return format_html('<img class="face-crop" src="{}" alt="{}"{}>', reverse("face-crop", args=[face.pk]), alt,
+                       mark_safe(' loading="lazy"') if lazy else "")
+
+
+@register.filter
+def numbered_alt(face, number) -> str:
+    """A face's crop described for screen readers: "Face 2: Barack Obama", or "Face 2"."""
+    return f"Face {number}: {person_label(face.subject)}" if face.subject_id else f"Face {number}"
+
+
+@register.filter
+def time_span(appearance) -> str:
+    """When a track is seen: "1.5–4.0 s", or "at 1.5 s" for a track seen in one sampled frame."""
+    start, end = f"{appearance.start_seconds:.1f}", f"{appearance.end_seconds:.1f}"
+    return f"at {start} s" if start == end else f"{start}–{end} s"
+
+
+@register.filter
+def time_span_words(appearance) -> str:
+    """``time_span`` for screen readers: "from 1.5 s to 4.0 s", or "at 1.5 s"."""
+    start, end = f"{appearance.start_seconds:.1f}", f"{appearance.end_seconds:.1f}"
+    return f"at {start} s" if start == end else f"from {start} s to {end} s"

@@ -49,6 +49,7 @@ def asset_detail(request, asset_id):
             "dismissed": [face for face in faces if face.dismissed],
             "boxes": pages.face_boxes(asset, shown),
         })
+    context["clear_faces"], context["unclear_faces"] = pages.numbered_by_clarity(context["faces"])
     return render(request, "recognition/asset.html", context)
 
 

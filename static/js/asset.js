@@ -16,6 +16,14 @@
     select.addEventListener("change", update);
   });
 
+  // A correction of an unclear face comes back to #face-N, folded away: unfold it.
+  var target = location.hash && document.getElementById(location.hash.slice(1));
+  var folded = target && target.closest("details");
+  if (folded) {
+    folded.open = true;
+    target.scrollIntoView();
+  }
+
   // A video: play from a bar of the timeline (or a track's time range, or ?t=), and draw the
   // boxes of the faces of the moment over it.
   var video = document.getElementById("asset-video");
