@@ -161,7 +161,19 @@ def person_photos(request, subject_id):
         try:
             enrollment.enroll_photo(subject, upload, upload.name, services.analyze_on_realtime_worker)
         except Refusal as refusal:
-            messages.error(request, f"{upload.name}: {refusal.message}")
+            messages.error(request, f"{upload.name}: {_reference_refusal_in_words(refusal, subject)}")
         else:
             messages.success(request, f"{upload.name}: added as a reference photo of {subject.display_name}.")
     return redirect("person", subject_id=subject.pk)
+
+
+def _reference_refusal_in_words(refusal: Refusal, subject) -> str:
+    """The API's refusals name its face_index parameter, which this page does not have."""
+    if refusal.code == "several_faces":
+        return (f"{len(refusal.faces)} faces were found in this photo, so it cannot tell which one is "
+                f"{subject.display_name}. Use a photo of them alone, or upload this one on the dashboard and "
+                "name their face on the photo's page.")
+    if refusal.code == "low_quality":
+        return ("No face in this photo is clear enough to teach recognition (too small, blurred or turned away). "
+                "Try a clearer photo of them.")
+    return refusal.message

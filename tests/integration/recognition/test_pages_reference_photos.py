@@ -18,12 +18,16 @@ def test_reference_photos_from_the_person_page(user, faces_dir, realtime_worker)
     client.force_login(user)
 
     response = client.post(reverse("person-photos", args=[obama.pk]), {
-        "photos": [upload_of(faces_dir / "gallery" / "obama" / "obama.jpg"), upload_of(jpeg_bytes(), "wall.jpg")],
+        "photos": [upload_of(faces_dir / "gallery" / "obama" / "obama.jpg"), upload_of(jpeg_bytes(), "wall.jpg"),
+                   upload_of(faces_dir / "probes" / "multiface.jpg")],
     }, follow=True)
 
     said = [str(m) for m in response.context["messages"]]
     assert said[0] == "obama.jpg: added as a reference photo of Obama."
     assert said[1] == "wall.jpg: No face was found in this photo; an example needs exactly one face."
+    # In the page's words: it has no face_index to choose with, as the API has.
+    assert said[2].startswith("multiface.jpg: 6 faces were found in this photo, so it cannot tell which one is Obama.")
+    assert "face_index" not in said[2]
     example = Face.objects.get(subject=obama)
     assert (example.is_example, example.decided_by) == (True, "human")
     assert list(Asset.objects.values_list("original_name", flat=True)) == ["obama.jpg"]
