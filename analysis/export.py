@@ -11,7 +11,7 @@ from analysis.reports import Report
 
 
 def cell(value) -> str:
-    """One value as CSV text: ISO dates, ``true``/``false``, empty for null, lists as
+    """One value as CSV text: ISO dates, ``true``/``false``, floats to 10 significant digits, empty for null, lists as
     ``model version (count)`` joined by ``; ``."""
     if value is None:
         return ""
@@ -19,6 +19,8 @@ def cell(value) -> str:
         return "true" if value else "false"
     if isinstance(value, (datetime, date)):
         return value.isoformat()
+    if isinstance(value, float):
+        return f"{value:.10g}"  # 2.51746, not the 2.5174600000000003 of binary arithmetic
     if isinstance(value, list):
         return "; ".join(
             f"{item['model']} {item['version']} ({item['count']})" if isinstance(item, dict) else str(item)

@@ -38,6 +38,7 @@ class Report:
     description: str
     columns: tuple[Column, ...]
     query: Callable[[ReportFilters], list[dict]]
+    in_words: str = ""  # the pages' description: for people, without column names
 
     def run(self, filters: ReportFilters) -> list[dict]:
         return self.query(filters)
@@ -82,6 +83,8 @@ DAILY = Report(
         Column("failed_jobs", "Failed jobs", "int", "Processing jobs that failed that day."),
     ),
     queries.daily,
+    "Each day's uploads and what was found in them. Photos, videos and their faces count on the day they were "
+    "uploaded; failed jobs on the day they failed.",
 )
 
 PEOPLE = Report(
@@ -90,6 +93,7 @@ PEOPLE = Report(
     "photos and videos, most faces first. `since`/`until` select by upload time.",
     PEOPLE_COLUMNS,
     queries.people,
+    "Everyone with a face in the selected photos and videos, named or grouped by Sightline, most faces first.",
 )
 
 LATENCY = Report(
@@ -108,6 +112,9 @@ LATENCY = Report(
         Column("jobs_per_hour", "Jobs per hour", "float"),
     ),
     queries.latency,
+    "How long each step of processing took for the jobs that finished in the period, and the whole way from "
+    "upload to result, waiting for a worker included. p50 is the typical time; p95 the time 19 jobs in 20 "
+    "stayed under.",
 )
 
 FAILURES = Report(
@@ -123,6 +130,7 @@ FAILURES = Report(
         Column("example_error", "Message", "text"),
     ),
     queries.failures,
+    "Why processing failed, most frequent reason first, with the latest file that failed for each reason.",
 )
 
 SUMMARY = Report(
@@ -148,6 +156,8 @@ SUMMARY = Report(
         Column("model_versions", "Model versions", "list", "[{model: face|image, version, count}]"),
     ),
     _summary,
+    "The totals of the selection: what was uploaded, how much space it takes, and how many of the faces found "
+    "belong to someone you named.",
 )
 
 REPORTS: dict[str, Report] = {report.name: report for report in (DAILY, PEOPLE, LATENCY, FAILURES, SUMMARY)}
