@@ -1,6 +1,6 @@
 """Pipeline throughput against face_recognition, in one run, on two sets of photos.
 
-    .venv/bin/python bench/pipeline.py [--rounds 2] [--batches 1,8] [--small-copies 4]
+    .venv/bin/python bench/pipeline.py [--rounds 2] [--batches 1,8] [--small-copies 4] [--workers 1x2,2x1]
 
 Sets: the shared gallery and probe photos (``../shared/data/faces``), and "many small
 photos": each of them scaled to at most 400 px, mirrored and shifted into ``--small-copies``
@@ -14,6 +14,11 @@ slows whoever runs in it, not one side only):
   through ``services.upload`` (validation, hashing, thumbnail, row, queue), then the
   ``inference`` queue drained by a real rq worker in this process; timed from the first
   upload to the last job completed. Each round uploads as a new user (no deduplication).
+- Sightline with ``--workers`` NxT: N ``manage.py rqworker inference`` processes (what ``serve``
+  starts with ``SIGHTLINE_INFERENCE_WORKERS``) with T torch threads each (plain N: the cores
+  split between them), started and loaded before the clock starts, at the largest of
+  ``--batches``; timed from the first upload to the last job completed, the workers working
+  while the uploads go on.
 
 Runs against its own embedded servers (``var/bench/``). The worker's torch threads are what
 ``manage.py serve`` gives an inference worker on this machine (SIGHTLINE_TORCH_THREADS
@@ -46,6 +51,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="turns per contender (best kept)")
     parser.add_argument("--batches", default="1,8", help="SIGHTLINE_PHOTO_BATCH values to compare")
     parser.add_argument("--small-copies", type=int, default=4, help="small pictures made from each photo")
+    parser.add_argument("--workers", default="", help="also: worker processes, as N or NxT (T torch threads each), "
+                                                       "comma-separated")
     args = parser.parse_args()
 
     from bench.servers import sightline_on_own_servers
@@ -131,8 +138,37 @@ def run(args) -> None:
             }
         return contender
 
+    def sightline_processes(count, threads):
+        def contender(photos):
+            owner = User.objects.create_user(email=f"bench-{next(turn)}@localhost", password="bench-only-password")
+            workers = start_workers(count, threads, max(batches))
+            try:
+                uploaded_at = time.perf_counter()
+                jobs = [services.upload(owner, SimpleUploadedFile(name, data)).job.pk for name, data in photos]
+                drained_at = time.perf_counter()
+                while Job.objects.filter(pk__in=jobs).active().exists():
+                    time.sleep(0.05)
+                finished_at = time.perf_counter()
+            finally:
+                stop_workers(workers)
+            finished = list(Job.objects.filter(pk__in=jobs))
+            return {
+                "elapsed": finished_at - uploaded_at,
+                "faces": Face.objects.filter(asset__owner=owner).count(),
+                "failed": sum(job.stage != Stage.COMPLETED for job in finished),
+                "upload s": drained_at - uploaded_at,
+                "stages": {s: statistics.median(j.timings[s]["seconds"] for j in finished if s in j.timings)
+                           for s in STAGES},
+            }
+        return contender
+
     contenders = {"face_recognition (dlib HOG)": face_recognition}
     contenders.update({f"Sightline, batch {b}": sightline(b) for b in batches})
+    for spec in filter(None, args.workers.split(",")):
+        count, _, threads = spec.partition("x")
+        count, threads = int(count), int(threads or 0) or max(1, available_cpus() // int(count))
+        label = f"Sightline, {count} worker process{'es' * (count > 1)} × {threads} thread{'s' * (threads > 1)}"
+        contenders[f"{label}, batch {max(batches)}"] = sightline_processes(count, threads)
     queue.empty()
     for contender in contenders.values():  # warm-up: caches, allocator, first queries
         contender(sets[next(iter(sets))][:3])
@@ -144,7 +180,7 @@ def run(args) -> None:
             for label, contender in contenders.items():
                 started = time.perf_counter()
                 detail = contender(photos)
-                elapsed = time.perf_counter() - started
+                elapsed = detail.pop("elapsed", time.perf_counter() - started)  # without starting workers
                 if label not in best or elapsed < best[label][0]:
                     best[label] = (elapsed, detail)
         results[set_name] = best
@@ -171,6 +207,44 @@ def run(args) -> None:
                 print(f"| {label} | " + " | ".join(f"{detail['stages'][s]:.3f}" for s in STAGES) + " |")
         print()
     User.objects.filter(email__startswith="bench-", email__endswith="@localhost").delete()
+
+
+def start_workers(count: int, threads: int, batch: int) -> list:
+    """``count`` inference workers as ``serve`` starts them, ``threads`` torch threads each,
+    returned once each has its models loaded and is registered with RQ (so their start is not
+    timed)."""
+    import subprocess
+
+    import django_rq
+    from django.conf import settings
+    from rq import Worker
+
+    env = dict(os.environ, SECRET_KEY=settings.SECRET_KEY, SIGHTLINE_TORCH_THREADS=str(threads),
+               SIGHTLINE_PHOTO_BATCH=str(batch), SIGHTLINE_LOG_LEVEL="WARNING")
+    log = open(Path(os.environ["SIGHTLINE_DATA_DIR"]) / "bench-workers.log", "a")
+    workers = [
+        subprocess.Popen([sys.executable, "manage.py", "rqworker", "inference",
+                          "--worker-class", "recognition.worker.SightlineWorker"],
+                         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        for _ in range(count)
+    ]
+    connection = django_rq.get_connection("inference")
+    deadline = time.monotonic() + 180
+    while {w.pid for w in workers} - {w.pid for w in Worker.all(connection=connection)}:
+        if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+            stop_workers(workers)
+            raise RuntimeError(f"the workers did not start; see {log.name}")
+        time.sleep(0.1)
+    return workers
+
+
+def stop_workers(workers: list) -> None:
+    import signal
+
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        worker.wait(timeout=60)
 
 
 if __name__ == "__main__":

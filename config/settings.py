@@ -13,7 +13,7 @@
 | ``SIGHTLINE_DB_POOL`` | ``0``: a persistent connection per thread (``manage.py serve`` gives its web processes ``8``) | PostgreSQL connections pooled per process; set it for web (ASGI) processes |
 | ``SIGHTLINE_DEVICE`` | ``auto`` | inference device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (``manage.py serve`` pins each inference worker to a GPU itself) |
 | ``SIGHTLINE_TORCH_THREADS`` | ``manage.py serve`` splits the cores (docs/DEPLOYMENT.md); elsewhere every core | torch intra-op threads of each process that runs models |
-| ``SIGHTLINE_INFERENCE_WORKERS`` | one per GPU; on CPU one per 4 cores left after the realtime worker (at least 1) | inference workers ``manage.py serve`` starts |
+| ``SIGHTLINE_INFERENCE_WORKERS`` | one per GPU; on CPU one per core, as many as half the memory holds at 1 GiB each | inference workers ``manage.py serve`` starts |
 | ``SIGHTLINE_WEB_PROCESSES`` | one per core | web (Daphne) processes ``manage.py serve`` starts behind its one port |
 | ``SIGHTLINE_MAX_UPLOAD_MB`` | ``50`` | largest image upload |
 | ``SIGHTLINE_MAX_VIDEO_MB`` | ``500`` | largest video upload |

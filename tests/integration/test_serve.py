@@ -91,16 +91,6 @@ def _servers_running(data_dir):
     ]
 
 
-def _child(process, needle):
-    for child in psutil.Process(process.pid).children():
-        try:
-            if any(needle in part for part in child.cmdline()):
-                return child
-        except psutil.Error:  # a killed child, not yet reaped by serve
-            continue
-    return None
-
-
 def _wait_for(predicate, what, timeout=60):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -230,9 +220,15 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path):
     try:
         _wait_ready(base, process)
         assert _admin_login(base, credentials.group(1), credentials.group(2))
-        worker = _child(process, "inference")
+        workers = _children(process, "inference")
+        worker = workers[0]
         worker.kill()
-        _wait_for(lambda: (c := _child(process, "inference")) is not None and c.pid != worker.pid, "worker restart")
+
+        def restarted():
+            now = _children(process, "inference")
+            return len(now) == len(workers) and worker.pid not in {c.pid for c in now}
+
+        _wait_for(restarted, "worker restart")
         output, alive = _stop(process, signal.SIGTERM)
         leftover = _servers_running(data_dir)
     finally:

@@ -9,26 +9,31 @@ import pytest
 from config.management.commands.serve import listening_sockets, plan_processes
 
 
-def test_two_cores_one_thread_each_for_the_two_model_processes():
-    plan = plan_processes(cpus=2, gpus=0)
+def test_two_cores_two_workers_of_one_thread_and_the_realtime_worker_beside_them():
+    plan = plan_processes(cpus=2, gpus=0, memory=8 << 30)
     assert plan.web_processes == 2
-    assert plan.worker_devices == ("cpu",)
+    assert plan.worker_devices == ("cpu", "cpu")
     assert plan.worker_threads == 1 and plan.realtime_threads == 1
 
 
 @pytest.mark.parametrize("cpus", [1, 2, 3, 4, 5, 8, 9, 16, 32, 64])
-def test_torch_threads_add_up_to_the_cores_on_cpu(cpus):
-    plan = plan_processes(cpus=cpus, gpus=0)
-    total = len(plan.worker_devices) * plan.worker_threads + plan.realtime_threads
-    assert total <= max(cpus, 2)  # one core: the realtime worker and one worker thread share it
-    assert total >= cpus - len(plan.worker_devices)  # a remainder of less than one thread per worker
-    assert plan.worker_threads <= 2 * 4  # past a few threads, cores go to another worker
+@pytest.mark.parametrize("memory_gib", [0, 2, 8, 64])
+def test_worker_threads_add_up_to_the_cores_on_cpu(cpus, memory_gib):
+    """The workers' threads fill the cores without passing them; the realtime worker's one
+    thread comes on top (idle nearly always)."""
+    plan = plan_processes(cpus=cpus, gpus=0, memory=memory_gib << 30)
+    workers = len(plan.worker_devices)
+    assert cpus - workers < workers * plan.worker_threads <= cpus or (cpus == 1 and plan.worker_threads == 1)
+    assert plan.realtime_threads == 1
+    if memory_gib:
+        assert workers <= max(1, memory_gib // 2)  # a loaded CPU worker holds about 1 GiB
 
 
-def test_sixteen_cores_three_workers_of_five_threads():
-    plan = plan_processes(cpus=16, gpus=0)
-    assert plan.worker_devices == ("cpu",) * 3
-    assert (plan.worker_threads, plan.realtime_threads, plan.web_processes) == (5, 1, 16)
+def test_memory_caps_the_workers_and_they_split_the_cores():
+    plan = plan_processes(cpus=16, gpus=0, memory=8 << 30)
+    assert plan.worker_devices == ("cpu",) * 4
+    assert (plan.worker_threads, plan.realtime_threads, plan.web_processes) == (4, 1, 16)
+    assert len(plan_processes(cpus=16, gpus=0, memory=64 << 30).worker_devices) == 16
 
 
 def test_one_worker_per_gpu_each_pinned():

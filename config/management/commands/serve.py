@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import psutil
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -33,9 +34,14 @@ from config import embedded
 # the current job finish, so the worker gets longer.
 STOP_GRACE_SECONDS = {"web": 10, "worker": 30, "realtime": 15}
 MAX_RESTARTS_PER_MINUTE = 5
-# Past a few intra-op threads torch gains little on CPU while a job's decoding, database writes
-# and Python stay serial: more cores go to another worker process instead.
-THREADS_PER_CPU_WORKER = 4
+# On CPU a worker process per core beats intra-op threads: a job's decoding, database writes
+# and Python are serial, so a second process keeps the core busy where a second thread waits.
+# On 2 cores, 2 workers × 1 thread ran the pipeline 1.82× face_recognition against 1.43× for
+# 1 × 2 threads and 1.16× for 1 × 1 (bench/pipeline.py, docs/BENCHMARKS.md).
+THREADS_PER_CPU_WORKER = 1
+# What one CPU worker holds with its models loaded, after a batch of large photos (measured
+# 0.96 GiB): workers are capped at half the machine's memory by this.
+CPU_WORKER_MEMORY = 1 << 30
 LISTEN_BACKLOG = 1024
 # PostgreSQL connections each web process keeps in its pool (settings.SIGHTLINE_DB_POOL): a
 # request holds one from its first query to its end; more requests wait for one.
@@ -66,28 +72,30 @@ class ProcessPlan:
 
 
 def plan_processes(cpus: int, gpus: int, device: str = "auto", web_processes: int = 0,
-                   inference_workers: int = 0, torch_threads: int = 0) -> ProcessPlan:
+                   inference_workers: int = 0, torch_threads: int = 0, memory: int = 0) -> ProcessPlan:
     """How many processes of each kind, on which device, with how many torch threads.
 
-    The realtime worker answers one photo at a time: one thread. Inference workers share the
-    other cores (at least one), so torch's threads add up to the machine instead of fighting
-    over it (oversubscribed intra-op threads spin and stall each other). With GPUs, one worker
-    per GPU; their CPU threads (decoding, alignment) split the same cores. Web processes run no
-    torch: one per core, they take turns with the workers when uploads arrive. ``0`` means
-    automatic for every count; ``torch_threads`` (SIGHTLINE_TORCH_THREADS) overrides the split.
+    On CPU, one inference worker per core with one torch thread each (``THREADS_PER_CPU_WORKER``),
+    as many as half of ``memory`` (bytes; 0: unknown) holds, the cores split between them when
+    memory caps them. The realtime worker answers one photo at a time with one thread, on the
+    same cores: it is idle nearly always, and with OpenMP's passive waiting (config/settings.py)
+    a busy moment costs a share of the cores, not a stall. With GPUs, one worker per GPU; their
+    CPU threads (decoding, alignment) split the cores the realtime worker leaves. Web processes
+    run no torch: one per core, they take turns with the workers when uploads arrive. ``0``
+    means automatic for every count; ``torch_threads`` (SIGHTLINE_TORCH_THREADS) overrides.
     """
     cpus, realtime_threads = max(1, cpus), 1
-    budget = max(1, cpus - realtime_threads)
     use_gpus = gpus > 0 and device in ("auto", "cuda")
-    if device.startswith("cuda:"):
-        workers = inference_workers or 1
-        devices = (device,) * workers
-    elif use_gpus:
-        workers = inference_workers or gpus
-        devices = tuple(f"cuda:{index % gpus}" for index in range(workers))
+    if device.startswith("cuda:") or use_gpus:
+        workers = inference_workers or (1 if device.startswith("cuda:") else gpus)
+        devices = (device,) * workers if device.startswith("cuda:") else tuple(
+            f"cuda:{index % gpus}" for index in range(workers))
+        budget = max(1, cpus - realtime_threads)
     else:
-        workers = inference_workers or max(1, budget // THREADS_PER_CPU_WORKER)
+        by_memory = max(1, memory // 2 // CPU_WORKER_MEMORY) if memory else cpus
+        workers = inference_workers or max(1, min(cpus // THREADS_PER_CPU_WORKER, by_memory))
         devices = ("cpu" if device in ("auto", "cpu") else device,) * workers
+        budget = cpus
     threads = torch_threads or max(1, budget // workers)
     return ProcessPlan(
         web_processes=web_processes or cpus,
@@ -212,7 +220,7 @@ class Command(BaseCommand):
         self._plan = plan_processes(
             available_cpus(), 0 if options["no_worker"] else visible_gpus(settings.SIGHTLINE_DEVICE),
             settings.SIGHTLINE_DEVICE, options["web_processes"], options["inference_workers"],
-            int(torch_threads or 0),
+            int(torch_threads or 0), psutil.virtual_memory().total,
         )
         if options["no_worker"]:
             self._plan = replace(self._plan, worker_devices=())
