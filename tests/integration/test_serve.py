@@ -216,7 +216,7 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path):
 
     # Second run: same data, no new admin, printed credentials work, a crashed worker is
     # restarted, and SIGTERM also stops everything.
-    process = _start(data_dir, port)
+    process = _start(data_dir, port, SIGHTLINE_WEB_PROCESSES="1", SIGHTLINE_INFERENCE_WORKERS="1")
     try:
         _wait_ready(base, process)
         assert _admin_login(base, credentials.group(1), credentials.group(2))
