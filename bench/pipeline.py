@@ -128,15 +128,18 @@ def run(args) -> None:
             jobs = [services.upload(owner, SimpleUploadedFile(name, data)).job.pk for name, data in photos]
             drained_at = time.perf_counter()
             worker.work(burst=True)
-            finished = list(Job.objects.filter(pk__in=jobs))
-            return {
-                "faces": Face.objects.filter(asset__owner=owner).count(),
-                "failed": sum(job.stage != Stage.COMPLETED for job in finished),
-                "upload s": drained_at - uploaded_at,
-                "stages": {s: statistics.median(j.timings[s]["seconds"] for j in finished if s in j.timings)
-                           for s in STAGES},
-            }
+            return outcome(owner, jobs, drained_at - uploaded_at)
         return contender
+
+    def outcome(owner, jobs, uploading_seconds) -> dict:
+        finished = list(Job.objects.filter(pk__in=jobs))
+        return {
+            "faces": Face.objects.filter(asset__owner=owner).count(),
+            "failed": sum(job.stage != Stage.COMPLETED for job in finished),
+            "upload s": uploading_seconds,
+            "stages": {s: statistics.median(j.timings[s]["seconds"] for j in finished if s in j.timings)
+                       for s in STAGES},
+        }
 
     def sightline_processes(count, threads):
         def contender(photos):
@@ -151,15 +154,7 @@ def run(args) -> None:
                 finished_at = time.perf_counter()
             finally:
                 stop_workers(workers)
-            finished = list(Job.objects.filter(pk__in=jobs))
-            return {
-                "elapsed": finished_at - uploaded_at,
-                "faces": Face.objects.filter(asset__owner=owner).count(),
-                "failed": sum(job.stage != Stage.COMPLETED for job in finished),
-                "upload s": drained_at - uploaded_at,
-                "stages": {s: statistics.median(j.timings[s]["seconds"] for j in finished if s in j.timings)
-                           for s in STAGES},
-            }
+            return {**outcome(owner, jobs, drained_at - uploaded_at), "elapsed": finished_at - uploaded_at}
         return contender
 
     contenders = {"face_recognition (dlib HOG)": face_recognition}
