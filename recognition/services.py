@@ -200,8 +200,11 @@ def _sweep(recovery: Recovery, grace: timedelta, include_failed: bool) -> None:
         # Only an asset's latest job: an older failure that was re-run already is history.
         newer = Job.objects.filter(asset=OuterRef("asset"), created_at__gt=OuterRef("created_at"))
         candidates = candidates | Job.objects.filter(stage=Stage.FAILED).exclude(Exists(newer))
+    # An rq job that ran a batch is named by each photo it took: deleted once all are decided,
+    # or the second photo would find it gone and wait out the grace as if just committed.
+    dead: dict[str, RQJob] = {}
     for job in candidates.select_related("asset"):
-        rq_job = _rq_job(job)
+        rq_job = dead.get(job.rq_job_id) or _rq_job(job)
         status = rq_job.get_status(refresh=True) if rq_job is not None else None
         if job.stage != Stage.FAILED:
             if rq_job is None and job.updated_at > cutoff:
@@ -212,7 +215,7 @@ def _sweep(recovery: Recovery, grace: timedelta, include_failed: bool) -> None:
             if alive:
                 continue
         if rq_job is not None:
-            rq_job.delete(remove_from_queue=True)
+            dead[rq_job.id] = rq_job
         if job.stage != Stage.FAILED and job.attempts >= max_attempts():
             job.fail(f"Stopped after {job.attempts} attempts: the worker kept stopping mid-job.", "worker_lost")
             recovery.failed.append(job.pk)
@@ -227,6 +230,8 @@ def _sweep(recovery: Recovery, grace: timedelta, include_failed: bool) -> None:
                 job.advance(Stage.QUEUED)  # waiting for a worker again
             jobs.enqueue_processing(job)
         recovery.requeued.append(job.pk)
+    for rq_job in dead.values():
+        rq_job.delete(remove_from_queue=True)
 
 
 # --- realtime requests ---------------------------------------------------------------------

@@ -44,10 +44,11 @@ class SightlineWorker(SimpleWorker):
     def __init__(self, *args, **kwargs):
         # The idle loop wakes every dequeue timeout (worker_ttl - 15 s) to heartbeat and run
         # maintenance: tie both to the sweep interval, so lost jobs are found within it.
+        # manage.py rqworker always passes --worker-ttl (420 by default): capped, or an idle
+        # worker would wait 405 s between sweeps whatever the interval says.
         interval = settings.SIGHTLINE_WORKER_MAINTENANCE_SECONDS
         kwargs.setdefault("maintenance_interval", interval)
-        if not kwargs.get("worker_ttl"):
-            kwargs["worker_ttl"] = interval + 15
+        kwargs["worker_ttl"] = min(kwargs.get("worker_ttl") or interval + 15, interval + 15)
         super().__init__(*args, **kwargs)
         self.model_info: dict | None = None
 

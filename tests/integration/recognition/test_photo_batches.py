@@ -154,3 +154,42 @@ def test_a_retry_no_scheduler_moves_is_queued_again_by_the_sweep(user, settings,
     assert recovery.requeued == [overdue.pk]
     overdue.refresh_from_db()
     assert queue.fetch_job(overdue.rq_job_id).get_status() == "queued"
+
+
+def test_photos_a_finished_batch_could_not_hand_back_are_all_queued_in_one_sweep(user, settings, tmp_path):
+    """The database went away as a batch ended: its own job completed, the photos it took could
+    not be handed back and still name its finished rq job. One sweep queues every one of them,
+    with no grace to wait out (deleting the shared rq job for the first must not hide it from
+    the others)."""
+    from tests.integration.recognition.api_helpers import jpeg_bytes, upload_of
+
+    settings.MEDIA_ROOT = tmp_path
+    leader, *taken = (services.upload(user, upload_of(jpeg_bytes(seed=seed), f"{seed}.jpg")).job for seed in (1, 2, 3))
+    queue = django_rq.get_queue("inference")
+    batch = queue.fetch_job(leader.rq_job_id)
+    queue.remove(batch.id)
+    for job in taken:
+        queue.remove(job.rq_job_id)
+        queue.fetch_job(job.rq_job_id).delete()
+    Job.objects.filter(pk__in=[job.pk for job in taken]).update(rq_job_id=batch.id, stage=Stage.RECOGNIZING, attempts=1)
+    leader.advance(Stage.COMPLETED)
+    batch.set_status("finished")
+
+    recovery = services.recover_stuck_jobs(grace=timedelta(minutes=10))  # every row changed just now
+    assert sorted(recovery.requeued) == sorted(job.pk for job in taken)
+    assert queue.fetch_job(batch.id) is None  # the finished batch's record went once all were decided
+    for job in taken:
+        job.refresh_from_db()
+        assert job.stage == Stage.QUEUED and queue.fetch_job(job.rq_job_id).get_status() == "queued"
+
+
+def test_an_idle_worker_sweeps_within_the_maintenance_interval(settings):
+    """manage.py rqworker always passes --worker-ttl 420: an idle worker blocked 405 s on Redis
+    between sweeps, whatever SIGHTLINE_WORKER_MAINTENANCE_SECONDS said."""
+    from recognition.worker import SightlineWorker
+
+    settings.SIGHTLINE_WORKER_MAINTENANCE_SECONDS = 60
+    queue = django_rq.get_queue("inference")
+    worker = SightlineWorker([queue], connection=queue.connection, worker_ttl=420)
+    assert worker.dequeue_timeout <= 60 and worker.maintenance_interval == 60
+    assert SightlineWorker([queue], connection=queue.connection).dequeue_timeout <= 60
