@@ -175,7 +175,13 @@ def _take_waiting_photos(job: Job) -> list[Job]:
             break
         if not queue.remove(rq_job_id):
             continue  # another worker started it meanwhile
-        Job.objects.filter(pk=pk).update(rq_job_id=current.id)  # at once: a crash must find it named
+        try:
+            Job.objects.filter(pk=pk).update(rq_job_id=current.id)  # at once: a crash must find it named
+        except BaseException:
+            # Not taken after all (the database went away): back to the queue, or its rq job
+            # would stay "queued" in no queue, alive to the sweep and run by nobody.
+            queue.push_job_id(rq_job_id, at_front=True)
+            raise
         _delete_rq_job(rq_job_id, queue.connection)
         taken.append(pk)
     if not taken:

@@ -193,3 +193,32 @@ def test_an_idle_worker_sweeps_within_the_maintenance_interval(settings):
     worker = SightlineWorker([queue], connection=queue.connection, worker_ttl=420)
     assert worker.dequeue_timeout <= 60 and worker.maintenance_interval == 60
     assert SightlineWorker([queue], connection=queue.connection).dequeue_timeout <= 60
+
+
+def test_a_photo_the_worker_could_not_take_goes_back_to_the_queue(user, run_jobs, settings, tmp_path, monkeypatch):
+    """The database went away between taking a waiting photo from Redis and naming the taker on
+    its row: the photo goes back to the queue, not into an rq job "queued" in no queue."""
+    from django.db import OperationalError
+    from django.db.models import QuerySet
+    from rq import SimpleWorker
+
+    from tests.integration.recognition.api_helpers import jpeg_bytes, upload_of
+
+    settings.MEDIA_ROOT = tmp_path
+    leader, waiting = (services.upload(user, upload_of(jpeg_bytes(seed=seed), f"{seed}.jpg")).job for seed in (1, 2))
+    update = QuerySet.update
+
+    def database_gone_when_naming_the_taker(self, **fields):
+        if set(fields) == {"rq_job_id"}:
+            raise OperationalError("the database system is shutting down")
+        return update(self, **fields)
+
+    monkeypatch.setattr(QuerySet, "update", database_gone_when_naming_the_taker)
+    queue = django_rq.get_queue("inference")
+    SimpleWorker([queue], connection=queue.connection).work(burst=True, max_jobs=1, with_scheduler=False)
+    assert waiting.rq_job_id in queue.get_job_ids()  # back, at the front, for any worker
+    monkeypatch.undo()
+    run_jobs()
+    for job in (leader, waiting):
+        job.refresh_from_db()
+    assert waiting.stage == Stage.COMPLETED, waiting.error
