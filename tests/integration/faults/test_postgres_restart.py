@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 import urllib.error
 import urllib.request
 import uuid
 
+import django_rq
 import pytest
 from django.conf import settings
 from django.db import connections
@@ -96,6 +96,8 @@ def test_a_postgres_restart_mid_batch_refuses_uploads_cleanly_and_loses_no_job(
     files_before = sorted(p for p in tmp_path.rglob("*") if p.is_file() and "crops" not in p.parts)
     photo = (faces_dir / "probes" / "obama3.jpg").read_bytes()  # not in the batch
 
+    retries = django_rq.get_queue("inference").scheduled_job_registry
+    retries_before = set(retries.get_job_ids())
     postgres.stop()
     try:
         status, _, body = request(f"{servers}/readyz")
@@ -116,7 +118,10 @@ def test_a_postgres_restart_mid_batch_refuses_uploads_cleanly_and_loses_no_job(
                                                                    "Accept": "text/html"})
         assert status == 503 and kind.startswith("text/html"), html
         assert "Temporarily unavailable" in html and "database is not answering" in html
-        time.sleep(2)  # the running job meets the outage
+        # Down until the worker meets it: its job fails and RQ schedules the retry (in Redis,
+        # which is up). A fixed pause could fall inside a batch's detection, which needs no
+        # database, and end before the worker asked for one.
+        wait_for(lambda: set(retries.get_job_ids()) - retries_before, 60, "the running job to meet the outage")
     finally:
         postgres.wait_until_ready()
         connections.close_all()
@@ -125,7 +130,6 @@ def test_a_postgres_restart_mid_batch_refuses_uploads_cleanly_and_loses_no_job(
     wait_for(lambda: all(job.is_finished for job in jobs.all()), 200, "the batch to finish")
     assert [(job.asset.original_name, job.stage, job.error) for job in jobs.select_related("asset")
             if job.stage != Stage.COMPLETED] == []
-    assert max(jobs.values_list("attempts", flat=True)) >= 2, "no running job met the outage"
     assert Asset.objects.filter(owner=user).count() == len(batch)  # the refused uploads left no row
     files_after = sorted(p for p in tmp_path.rglob("*") if p.is_file() and "crops" not in p.parts)
     assert files_after == files_before  # nor a file
