@@ -1,7 +1,7 @@
 """Job stage changes reach the owner's WebSocket, in order, after commit — and nobody else's."""
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core.files.base import ContentFile
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -177,3 +177,28 @@ async def test_an_upload_is_announced_once_as_queued_with_its_upload_timed(user,
     assert set(job.timings) == {"uploading", "queued"} and job.timings["uploading"]["seconds"] >= 0
     queued = await sync_to_async(lambda: django_rq.get_queue("inference").get_job_ids())()
     assert job.rq_job_id in queued
+
+
+def test_a_process_without_an_event_loop_sends_its_events_over_the_connections_it_has(settings):
+    """A worker sends several events per job from plain threads: they reuse the process's Redis
+    connections (before, each event opened and closed two), and still arrive after Redis drops
+    them."""
+    import redis
+    from channels.layers import get_channel_layer
+
+    from recognition import events
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(events.user_group(4242), channel)
+    events.publish(4242, {"job": 0})  # the first send connects
+    connected = client.info("stats")["total_connections_received"]
+    for job in range(1, 41):
+        events.publish(4242, {"job": job})
+    assert client.info("stats")["total_connections_received"] - connected <= 2
+
+    client.client_kill_filter(_type="normal", skipme=True)
+    events.publish(4242, {"job": 41})
+    received = [async_to_sync(layer.receive)(channel)["event"]["job"] for _ in range(42)]
+    assert received == list(range(42))
