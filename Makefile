@@ -18,7 +18,7 @@ run: $(RUNTIME_STAMP)
 	$(BIN)/python manage.py serve
 
 test: $(RUNTIME_STAMP) $(DEV_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 install: $(RUNTIME_STAMP) $(DEV_STAMP)
 

@@ -61,10 +61,18 @@ class EmbeddedServerError(RuntimeError):
 def data_dir() -> Path:
     configured = os.environ.get("SIGHTLINE_DATA_DIR")
     if configured:
-        return Path(configured).absolute()
-    base = Path(__file__).resolve().parent.parent / "var"
-    # A test run gets servers of its own, so it never flushes or drains a dev server's queues.
-    return base / "test" if "pytest" in sys.modules else base
+        base = Path(configured).absolute()
+    else:
+        base = Path(__file__).resolve().parent.parent / "var"
+        # A test run gets servers of its own, so it never flushes or drains a dev server's queues.
+        if "pytest" in sys.modules:
+            base = base / "test"
+    # Each pytest-xdist process too: its workers must never take another process's jobs.
+    # (The servers a test starts get this process's directory in SIGHTLINE_DATA_DIR.)
+    xdist_worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if xdist_worker and "pytest" in sys.modules:
+        base = base.with_name(f"{base.name}-{xdist_worker}")
+    return base
 
 
 def socket_dir(base: Path | None = None) -> Path:

@@ -38,8 +38,27 @@ def _live_sessions() -> list[int]:
     return live
 
 
+def _is_xdist_controller(config) -> bool:
+    """pytest-xdist's controlling process only hands tests out: it needs no servers."""
+    return config.pluginmanager.has_plugin("dsession")
+
+
+def pytest_configure(config):
+    if _is_xdist_controller(config) and os.environ.get("REDIS_URL"):
+        # Several test processes on one Redis would take each other's jobs.
+        raise pytest.UsageError("REDIS_URL is set: run the tests in one process (-n 0), or leave it unset")
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: a test process per core, at most 4 (each has its own PostgreSQL and Redis,
+    and its tests start workers that load the models)."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
 def pytest_sessionstart(session):
     global _services
+    if _is_xdist_controller(session.config):
+        return
     _services = embedded.ensure_running()
     # The in-process test client speaks plain HTTP, as `make run` serves (SIGHTLINE_HTTPS=0;
     # the production defaults are checked in test_settings). Its pages link unhashed static

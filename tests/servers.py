@@ -46,6 +46,7 @@ def server_env(extra_env: dict | None = None) -> dict:
         SECRET_KEY=settings.SECRET_KEY,
         PYTHONUNBUFFERED="1",
     )
+    env.pop("PYTEST_XDIST_WORKER", None)  # a server is not a test process (see embedded.data_dir)
     env.update(extra_env or {})
     return env
 

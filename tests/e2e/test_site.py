@@ -7,7 +7,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import PASSWORD
-from tests.e2e.flows import check_accessibility, log_in, register
+from tests.e2e.flows import check_accessibility, forget_the_session, log_in, register
 
 
 def test_sign_up_log_out_and_log_in_again(page):
@@ -30,7 +30,7 @@ def test_sign_up_log_out_and_log_in_again(page):
 
 def test_a_wrong_password_is_refused_in_words(page):
     register(page, "careful@example.com")
-    page.context.clear_cookies()
+    forget_the_session(page)
     page.goto("/login/")
     page.get_by_label("Email").fill("careful@example.com")
     page.get_by_label("Password").fill("not the password at all")
@@ -41,7 +41,7 @@ def test_a_wrong_password_is_refused_in_words(page):
 
 def test_forms_work_from_the_keyboard_alone(page):
     register(page, "keys@example.com")
-    page.context.clear_cookies()
+    forget_the_session(page)
     page.goto("/login/")
     # The email field has focus on arrival; Tab moves on, Enter submits.
     page.keyboard.type("keys@example.com")

@@ -180,7 +180,9 @@ def test_truncated_jpeg_is_corrupt():
 
 
 @pytest.mark.parametrize("side", [40, 64])  # 1600 px: Pillow's warning; 3072 px: Pillow's error
-def test_pixel_limit_comes_from_settings(settings, side):
+def test_pixel_limit_comes_from_settings(settings, monkeypatch, side):
+    # Validation sets Pillow's process-wide limit from the setting: put it back for later tests.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
     settings.SIGHTLINE_MAX_IMAGE_PIXELS = 1000
     assert rejection(samples.image_bytes(samples.solid(size=(side, side)), "PNG")) == ("too_many_pixels", 400)
 
