@@ -160,6 +160,19 @@ def _retry_overdue(rq_job: RQJob, cutoff) -> bool:
     return due < cutoff
 
 
+class _QueueLists:
+    """The rq job ids in each queue's list, read once per sweep (a lookup per job would scan
+    the list again for each of a long backlog)."""
+
+    def __init__(self):
+        self._ids: dict[str, set[str]] = {}
+
+    def holds(self, rq_job: RQJob) -> bool:
+        if rq_job.origin not in self._ids:
+            self._ids[rq_job.origin] = set(django_rq.get_queue(rq_job.origin).get_job_ids())
+        return rq_job.id in self._ids[rq_job.origin]
+
+
 def _rq_job(job: Job) -> RQJob | None:
     if not job.rq_job_id:
         return None
@@ -172,8 +185,9 @@ def _rq_job(job: Job) -> RQJob | None:
 def recover_stuck_jobs(grace: timedelta = timedelta(seconds=60), include_failed: bool = False) -> Recovery:
     """Find jobs that no worker will finish and queue them again (or fail them for good).
 
-    Stuck means: its rq job is gone, failed, or started by a worker that has died. A job with
-    no rq job that changed within ``grace`` is left alone (it may be between commit and enqueue).
+    Stuck means: its rq job is gone, failed, started by a worker that has died, or "queued" in
+    no queue. A job that changed within ``grace`` is left alone when it has no rq job (it may be
+    between commit and enqueue) or its rq job is out of the queue (a worker may be taking it).
     ``include_failed`` also re-queues jobs that ended ``failed`` (the operator's choice).
     """
     recovery = Recovery([], [])
@@ -203,13 +217,17 @@ def _sweep(recovery: Recovery, grace: timedelta, include_failed: bool) -> None:
     # An rq job that ran a batch is named by each photo it took: deleted once all are decided,
     # or the second photo would find it gone and wait out the grace as if just committed.
     dead: dict[str, RQJob] = {}
+    listed = _QueueLists()
     for job in candidates.select_related("asset"):
         rq_job = dead.get(job.rq_job_id) or _rq_job(job)
         status = rq_job.get_status(refresh=True) if rq_job is not None else None
         if job.stage != Stage.FAILED:
             if rq_job is None and job.updated_at > cutoff:
                 continue  # maybe committed a moment ago and about to be queued
-            alive = status in {JobStatus.QUEUED, JobStatus.DEFERRED} or (
+            # "Queued" in RQ yet in no queue's list: a worker took it out to run with its batch
+            # and died before naming itself on the row, which has not changed since.
+            waiting = status == JobStatus.QUEUED and (job.updated_at > cutoff or listed.holds(rq_job))
+            alive = waiting or status == JobStatus.DEFERRED or (
                 status == JobStatus.SCHEDULED and not _retry_overdue(rq_job, cutoff)
             ) or (status == JobStatus.STARTED and not _worker_is_dead(rq_job))
             if alive:

@@ -222,3 +222,28 @@ def test_a_photo_the_worker_could_not_take_goes_back_to_the_queue(user, run_jobs
     for job in (leader, waiting):
         job.refresh_from_db()
     assert waiting.stage == Stage.COMPLETED, waiting.error
+
+
+def test_a_photo_taken_out_of_the_queue_by_a_worker_that_died_is_queued_again(user, run_jobs, settings, tmp_path):
+    """SIGKILL between a worker taking a waiting photo's rq job out of the queue and naming
+    itself on the photo's row: the rq job is "queued" in no queue and nobody would run it. The
+    sweep queues it again once the row has not changed for the grace, and not before (a live
+    worker names itself within milliseconds)."""
+    from tests.integration.recognition.api_helpers import jpeg_bytes, upload_of
+
+    settings.MEDIA_ROOT = tmp_path
+    waiting, lost = (services.upload(user, upload_of(jpeg_bytes(seed=seed), f"{seed}.jpg")).job for seed in (1, 2))
+    queue = django_rq.get_queue("inference")
+    assert queue.remove(lost.rq_job_id)  # what the taker did before it died
+    assert queue.fetch_job(lost.rq_job_id).get_status() == "queued"
+
+    assert services.recover_stuck_jobs(grace=timedelta(seconds=60)).requeued == []  # maybe being taken
+    Job.objects.filter(pk=lost.pk).update(updated_at=lost.updated_at - timedelta(minutes=5))
+    recovery = services.recover_stuck_jobs(grace=timedelta(seconds=60))
+    assert recovery.requeued == [lost.pk]  # the one still in the queue is left to its worker
+    lost.refresh_from_db()
+    assert lost.rq_job_id in queue.get_job_ids()
+    run_jobs()
+    for job in (waiting, lost):
+        job.refresh_from_db()
+        assert job.stage == Stage.COMPLETED, job.error
