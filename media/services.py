@@ -192,9 +192,12 @@ def make_thumbnail(image: Image.Image | np.ndarray, side: int = THUMBNAIL_SIDE) 
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     thumbnail = image.convert("RGB")
-    thumbnail.thumbnail((side, side), Image.Resampling.LANCZOS)
+    # Made inside the upload request: Pillow's default filter (bicubic, reducing by whole
+    # factors first) and no second Huffman pass cost 1.8 and 8.0 ms on a 427×240 and an
+    # 874×1200 photo, against 2.9 and 11.9 ms with Lanczos and optimize, for a list's picture.
+    thumbnail.thumbnail((side, side))
     buffer = io.BytesIO()
-    thumbnail.save(buffer, format="JPEG", quality=85, optimize=True)
+    thumbnail.save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()
 
 
