@@ -36,6 +36,10 @@ class Asset(models.Model):
     fps = models.FloatField(null=True, blank=True)
     frame_count = models.PositiveIntegerField(null=True, blank=True)
     thumbnail = models.ImageField(upload_to=thumbnail_path, max_length=255, null=True, blank=True)
+    # Lists crop thumbnails square: the point to keep in view, as fractions of the width and
+    # height (a photo's largest face, set once it is processed); empty, the middle.
+    focus_x = models.FloatField(null=True, blank=True)
+    focus_y = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -36,6 +36,7 @@ __all__ = [
     "decode_uploaded_image",
     "delete_orphaned_files",
     "discard_files",
+    "focus_thumbnail_on",
     "ingest_upload",
     "iter_video_frames",
     "load_image",
@@ -185,6 +186,23 @@ def crop_jpeg(image: np.ndarray, box, margin: float = CROP_MARGIN, side: int = C
     buffer = io.BytesIO()
     crop.save(buffer, format="JPEG", quality=88)
     return buffer.getvalue()
+
+
+def focus_thumbnail_on(asset: Asset, box) -> None:
+    """Keep ``box`` (x1, y1, x2, y2 in the upright picture's pixels; None: the middle) in view
+    where a list crops the asset's thumbnail square. A tall portrait cropped at its middle can
+    lose the head."""
+    if box is None:
+        focus = (None, None)
+    else:
+        focus = (_fraction((box[0] + box[2]) / 2, asset.width), _fraction((box[1] + box[3]) / 2, asset.height))
+    if focus != (asset.focus_x, asset.focus_y):
+        asset.focus_x, asset.focus_y = focus
+        Asset.objects.filter(pk=asset.pk).update(focus_x=focus[0], focus_y=focus[1])
+
+
+def _fraction(value: float, whole: int) -> float:
+    return round(min(max(value / whole, 0.0), 1.0), 4) if whole else 0.5
 
 
 def make_thumbnail(image: Image.Image | np.ndarray, side: int = THUMBNAIL_SIDE) -> bytes:

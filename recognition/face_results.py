@@ -33,6 +33,7 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
 
+from media import services as media_services
 from recognition import search
 from recognition.models import SAME_FACE_IOU, Appearance, Decider, ErasedFace, Face, FaceRejection, box_iou
 
@@ -119,8 +120,15 @@ def store_faces(job, found: list, model_version: str, tracks=None, frames=None, 
     transaction.on_commit(lambda: delete_files(list(old_crops.values())))
 
     if tracks is None:
+        media_services.focus_thumbnail_on(asset, _largest_box(faces.values()))
         return [f for f in faces.values() if f.decided_by == Decider.AUTO and not f.dismissed and f.subject_id is None]
     return _write_appearances(job, tracks, track_faces, frames or {}, written)
+
+
+def _largest_box(faces) -> list[float] | None:
+    """The box of the largest face a person has not called "not a face"."""
+    shown = [f.box for f in faces if not f.dismissed]
+    return max(shown, key=lambda box: (box[2] - box[0]) * (box[3] - box[1]), default=None)
 
 
 def _write_crops(faces: dict, found: list, written: list) -> None:

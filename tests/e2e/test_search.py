@@ -22,6 +22,8 @@ def test_library_similar_photos_duplicates_and_a_face_everywhere(page, faces_dir
     page.get_by_role("link", name="Library").click()
     names = page.locator(".library-name")
     expect(names).to_have_count(4)
+    # Every one has a face: each square thumbnail is cropped around it, not around the middle.
+    expect(page.locator("img.library-thumb[style*='object-position']")).to_have_count(4)
     check_accessibility(page, "library")
     page.get_by_label("Has unknown faces").check()
     page.get_by_label("Kind").select_option(label="Photos")

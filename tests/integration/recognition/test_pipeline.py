@@ -120,3 +120,60 @@ def test_an_upload_whose_transaction_fails_leaves_no_files(user, settings, tmp_p
 
     assert not Asset.objects.exists()
     assert [path for path in tmp_path.rglob("*") if path.is_file()] == []
+
+
+def test_a_tall_portraits_thumbnail_keeps_its_face_in_view(user, client, faces_dir, run_jobs, settings, tmp_path):
+    """Lists crop thumbnails square: a face near the top of a tall picture would be cut off at
+    its middle, so a processed photo's thumbnail is pointed at its largest face."""
+    import io
+
+    from PIL import Image
+
+    from media import services as media_services
+
+    settings.MEDIA_ROOT = tmp_path
+    with Image.open(faces_dir / "probes" / "obama1.jpg") as opened:
+        face_photo = opened.convert("RGB")
+    tall = Image.new("RGB", (face_photo.width, face_photo.height * 3), (200, 210, 220))
+    tall.paste(face_photo, (0, 0))
+    buffer = io.BytesIO()
+    tall.save(buffer, "JPEG", quality=90)
+    portrait = services.upload(user, SimpleUploadedFile("portrait.jpg", buffer.getvalue())).asset
+    faceless = services.upload(user, SimpleUploadedFile("wall.png", samples.image_bytes(samples.solid(), "PNG"))).asset
+    run_jobs()
+
+    portrait.refresh_from_db()
+    face = max(Face.objects.filter(asset=portrait), key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+    assert portrait.focus_x == pytest.approx((face.box[0] + face.box[2]) / 2 / portrait.width, abs=1e-3)
+    assert portrait.focus_y == pytest.approx((face.box[1] + face.box[3]) / 2 / portrait.height, abs=1e-3)
+    assert portrait.focus_y < 1 / 3  # the face is in the top third
+    faceless.refresh_from_db()
+    assert (faceless.focus_x, faceless.focus_y) == (None, None)  # the middle
+
+    client.force_login(user)
+    page = client.get("/library/").content.decode()
+    expected = f'style="object-position: {round(portrait.focus_x * 100, 1)}% {round(portrait.focus_y * 100, 1)}%"'
+    assert expected in page
+    assert page.count("object-position") == 1
+
+    media_services.focus_thumbnail_on(portrait, None)  # back to the middle
+    portrait.refresh_from_db()
+    assert (portrait.focus_x, portrait.focus_y) == (None, None)
+
+
+def test_the_migration_points_earlier_photos_at_their_largest_face(user, settings, tmp_path):
+    import importlib
+
+    from tests.integration.recognition.api_helpers import jpeg_bytes, upload_of
+
+    settings.MEDIA_ROOT = tmp_path
+    migration = importlib.import_module("recognition.migrations.0006_focus_thumbnails_on_faces")
+    asset = services.upload(user, upload_of(jpeg_bytes(seed=3), "old.jpg")).asset
+    Asset.objects.filter(pk=asset.pk).update(width=1000, height=2000)
+    for box, dismissed in (([100, 100, 300, 300], False), ([500, 1500, 900, 1900], True), ([600, 200, 700, 300], False)):
+        Face.objects.create(asset=asset, owner=user, box=box, landmarks=[[0, 0]] * 5, score=0.99, quality=0.9,
+                            embedding=[0.0] * 128, model_version="test", dismissed=dismissed)
+    with connection.cursor() as cursor:
+        cursor.execute(migration.FOCUS_ON_LARGEST_FACE)
+    asset.refresh_from_db()
+    assert (asset.focus_x, asset.focus_y) == (0.2, 0.1)  # the largest face not dismissed
