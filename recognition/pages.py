@@ -82,6 +82,7 @@ class FaceBox:
     top: str
     width: str
     height: str
+    label_classes: str
 
 
 def face_boxes(asset: Asset, faces) -> list[FaceBox]:
@@ -95,8 +96,22 @@ def face_boxes(asset: Asset, faces) -> list[FaceBox]:
     for face in faces:
         x1, y1, x2, y2 = face.box
         boxes.append(FaceBox(face, percent(x1, asset.width), percent(y1, asset.height),
-                             percent(x2 - x1, asset.width), percent(y2 - y1, asset.height)))
+                             percent(x2 - x1, asset.width), percent(y2 - y1, asset.height),
+                             label_classes(face.box, asset.width, asset.height)))
     return boxes
+
+
+def label_classes(box, width: int, height: int) -> str:
+    """Where a box's label goes so that it stays on the picture: under the box from its left
+    edge, as a rule; from its right edge for a box in the right half (a label running right
+    from there would leave the picture on a phone), and above a box at the bottom."""
+    x1, _, x2, y2 = box
+    classes = []
+    if (x1 + x2) / 2 > width / 2:
+        classes.append("label-end")
+    if y2 > 0.88 * height:
+        classes.append("label-above")
+    return " ".join(classes)
 
 
 def people_with_counts(user) -> QuerySet:
@@ -193,4 +208,5 @@ def video_face_boxes(asset, appearances) -> list[dict]:
     """Every shown face of the video with its time and box, for drawing over the playing video."""
     labels = {a.pk: (a.subject.display_name if a.subject else "unknown") for a in appearances}
     faces = asset.faces.shown().filter(appearance_id__in=labels).values("timestamp", "box", "appearance_id")
-    return [{"t": f["timestamp"], "box": f["box"], "label": labels[f["appearance_id"]]} for f in faces]
+    return [{"t": f["timestamp"], "box": f["box"], "label": labels[f["appearance_id"]],
+             "placement": label_classes(f["box"], asset.width, asset.height)} for f in faces]

@@ -54,13 +54,14 @@
         // A sampled frame's faces stand until the next sample.
         if (face.t > now + 0.05 || now - face.t >= interval) return;
         var box = document.createElement("div");
-        box.className = "video-box";
+        box.className = ("video-box " + (face.placement || "")).trim();
         box.style.left = (100 * face.box[0] / width) + "%";
         box.style.top = (100 * face.box[1] / height) + "%";
         box.style.width = (100 * (face.box[2] - face.box[0]) / width) + "%";
         box.style.height = (100 * (face.box[3] - face.box[1]) / height) + "%";
         var label = document.createElement("span");
         label.textContent = face.label;
+        label.title = face.label;  // a long name is cut short on the video
         box.append(label);
         layer.append(box);
       });

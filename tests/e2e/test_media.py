@@ -18,6 +18,17 @@ def boxes_overlap(a, b) -> bool:
                 or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
 
 
+def labels_off_the_picture(labels, picture) -> list[int]:
+    """The labels (a locator) that reach past the left or right edge of ``picture``'s box."""
+    frame = picture.bounding_box()
+    off = []
+    for i in range(labels.count()):
+        box = labels.nth(i).bounding_box()
+        if box["x"] < frame["x"] - 3 or box["x"] + box["width"] > frame["x"] + frame["width"] + 3:
+            off.append(i)
+    return off
+
+
 def test_uploads_reach_completed_live_and_the_totals_follow(page, faces_dir):
     register(page, "photos@example.com")
     photos = [faces_dir / "probes" / name for name in ("obama1.jpg", "two_people.jpg", "multiface.jpg")]
@@ -75,6 +86,7 @@ def test_face_labels_never_overlap_at_phone_width(new_page, faces_dir):
     overlapping = [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes))
                    if boxes_overlap(boxes[i], boxes[j])]
     assert not overlapping, f"labels overlap at 390 px: {overlapping}"
+    assert not labels_off_the_picture(labels, page.locator(".photo-frame"))
     check_accessibility(page, "photo (phone)")
 
 
@@ -102,6 +114,14 @@ def test_video_page_timeline_seeks_and_boxes_follow_the_video(page, faces_dir):
     # The boxes of the faces of that moment are drawn over the video.
     expect(page.locator(".video-boxes .video-box").first).to_be_attached()
     check_accessibility(page, "video")
+    # On a phone the names over the video stay on it (a label used to run off its right edge).
+    page.set_viewport_size({"width": 390, "height": 844})
+    labels = page.locator(".video-box span")
+    expect(labels.first).to_be_visible()
+    assert not labels_off_the_picture(labels, page.locator(".video-frame"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the video's page is wider than the phone"
+    check_accessibility(page, "video (phone)")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # Play from here: a link to the page that starts there.
     page.goto(page.url.split("?")[0] + f"?t={target}")
