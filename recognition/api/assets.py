@@ -23,6 +23,7 @@ from recognition.models import Face, as_new_with_latest_job, with_latest_job
 
 from recognition.api.common import (
     BINARY_FILE, JOB_EVENTS_DOC, JPEG, SIMILAR_LIMIT, SIMILAR_MAX_LIMIT, browser_cached,
+    ranged_file_response,
 )
 
 
@@ -110,8 +111,8 @@ class AssetViewSet(OwnedQuerysetMixin, mixins.ListModelMixin, mixins.RetrieveMod
     @action(detail=True, methods=["get"])
     def file(self, request, pk=None):
         asset = self.get_object()
-        return browser_cached(FileResponse(asset.file.storage.open(asset.file.name, "rb"),
-                                           filename=asset.original_name, content_type=asset.content_type))
+        return browser_cached(ranged_file_response(request, asset.file.storage.open(asset.file.name, "rb"),
+                                                   filename=asset.original_name, content_type=asset.content_type))
 
     @extend_schema(tags=["assets"], summary="The asset's JPEG thumbnail", responses=JPEG)
     @action(detail=True, methods=["get"])

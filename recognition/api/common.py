@@ -3,7 +3,10 @@ and photo analysis on the realtime worker."""
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
+from django.http import FileResponse, HttpResponse
 from django.utils.cache import patch_cache_control
 from drf_spectacular.types import OpenApiTypes
 
@@ -26,13 +29,65 @@ is sent first, then one JSON message per change:
 `failed` with `error` set: `uploading` while the file is received and stored, `queued` while it
 waits for a worker (a re-run starts there), then the worker's stages. Send `{"type": "state"}` to get the current state again."""
 
-# An asset's original file goes back with the type it was stored with (a photo or a video).
+# An asset's original file goes back with the type it was stored with (a photo or a video),
+# whole or the byte range asked for (206); a range past its end is 416.
 BINARY_FILE = {(200, "image/*"): OpenApiTypes.BINARY, (200, "video/*"): OpenApiTypes.BINARY,
-               404: bodies.ErrorSerializer}
+               (206, "image/*"): OpenApiTypes.BINARY, (206, "video/*"): OpenApiTypes.BINARY,
+               404: bodies.ErrorSerializer, 416: OpenApiTypes.NONE}
 JPEG = {(200, "image/jpeg"): OpenApiTypes.BINARY, 404: bodies.ErrorSerializer}
 IMAGE_MAX_AGE_SECONDS = 3600
 SIMILAR_LIMIT = 20
 SIMILAR_MAX_LIMIT = 100
+
+
+_BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def ranged_file_response(request, fileobj, *, filename: str, content_type: str) -> HttpResponse:
+    """The stored file, or the one byte range the request asks for (206). Browsers seek in a
+    video by asking for ranges: a server that always sends the whole file leaves the video
+    unseekable in Chromium. Several ranges, an ``If-Range`` (no validator here to check it
+    against) or a malformed header get the whole file, as RFC 9110 allows."""
+    size = fileobj.size
+    wanted = request.headers.get("Range", "")
+    match = _BYTE_RANGE.fullmatch(wanted.strip()) if wanted and "If-Range" not in request.headers else None
+    if match is None or match.groups() == ("", ""):
+        response = FileResponse(fileobj, filename=filename, content_type=content_type)
+    else:
+        first, last = match.groups()
+        if first:  # bytes=a-b or bytes=a-
+            start, end = int(first), min(int(last), size - 1) if last else size - 1
+        else:  # bytes=-n: the last n bytes
+            start, end = max(size - int(last), 0), size - 1
+        if start >= size or start > end:
+            fileobj.close()
+            response = HttpResponse(status=416)
+            response["Content-Range"] = f"bytes */{size}"
+            response["Accept-Ranges"] = "bytes"
+            return response
+        fileobj.seek(start)
+        response = FileResponse(_Window(fileobj, end - start + 1), filename=filename, content_type=content_type,
+                                status=206)
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response["Content-Length"] = str(end - start + 1)
+    response["Accept-Ranges"] = "bytes"
+    return response
+
+
+class _Window:
+    """``length`` bytes of an open file from where it stands, read like a file."""
+
+    def __init__(self, fileobj, length: int):
+        self._file, self._left = fileobj, length
+
+    def read(self, size: int = -1) -> bytes:
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._file.read(size) if size else b""
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def browser_cached(response):

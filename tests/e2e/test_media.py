@@ -98,6 +98,11 @@ def test_video_page_timeline_seeks_and_boxes_follow_the_video(page, faces_dir):
     expect(video).to_be_visible()
     assert video.evaluate("v => new Promise(r => v.readyState >= 1 ? r(v.duration) : "
                           "v.addEventListener('loadedmetadata', () => r(v.duration)))") > 5
+    # The server answers byte ranges, so the browser can seek anywhere (it could not before).
+    assert video.evaluate("v => v.seekable.length ? v.seekable.end(0) : 0") > 5
+    # The boxes are drawn in percent of a layer exactly over the picture.
+    layer, shown = page.locator(".video-boxes").bounding_box(), video.bounding_box()
+    assert abs(layer["width"] - shown["width"]) < 2 and abs(layer["height"] - shown["height"]) < 2, (layer, shown)
 
     # A few tracks, not a row of crops per frame; every bar plays the video from its start.
     bars = page.locator(".timeline-bar")

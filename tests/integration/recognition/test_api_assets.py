@@ -108,6 +108,42 @@ def test_the_original_and_the_thumbnail_stream_with_the_sanitised_name(auth_clie
     assert original["Cache-Control"] == thumbnail["Cache-Control"] == "private, max-age=3600"
 
 
+@pytest.mark.parametrize(("header", "part"), [
+    ("bytes=100-199", slice(100, 200)),
+    ("bytes=1000-", slice(1000, None)),
+    ("bytes=-50", slice(-50, None)),
+    ("bytes=10-999999999", slice(10, None)),  # an end past the file: up to its end
+])
+def test_the_original_is_sent_by_byte_range_so_a_video_can_be_seeked(auth_client, user, header, part):
+    """Chromium seeks in a video by asking for byte ranges; without 206 answers it cannot."""
+    data = samples.synthetic_video()
+    asset = stored_asset(user, data, "clip.mp4")
+    response = auth_client.get(f"{ASSETS}{asset.pk}/file/", HTTP_RANGE=header)
+    body = b"".join(response.streaming_content)
+    assert response.status_code == 206
+    assert body == data[part]
+    start = part.start if part.start >= 0 else len(data) + part.start
+    assert response["Content-Range"] == f"bytes {start}-{start + len(body) - 1}/{len(data)}"
+    assert response["Content-Length"] == str(len(body)) and response["Accept-Ranges"] == "bytes"
+
+
+@pytest.mark.parametrize("header", ["", "bytes=0-10,20-30", "bytes=-", "lines=1-2", "bytes=x-y"])
+def test_no_range_or_one_we_do_not_serve_gets_the_whole_file(auth_client, user, header):
+    data = jpeg_bytes()
+    asset = stored_asset(user, data, "p.jpg")
+    response = auth_client.get(f"{ASSETS}{asset.pk}/file/", **({"HTTP_RANGE": header} if header else {}))
+    assert response.status_code == 200 and b"".join(response.streaming_content) == data
+    assert response["Accept-Ranges"] == "bytes"
+
+
+def test_a_range_past_the_end_is_416_and_another_users_file_404_whatever_the_range(auth_client, user, other_user):
+    data = jpeg_bytes()
+    mine, theirs = stored_asset(user, data, "p.jpg"), stored_asset(other_user, data, "q.jpg")
+    past = auth_client.get(f"{ASSETS}{mine.pk}/file/", HTTP_RANGE=f"bytes={len(data)}-")
+    assert past.status_code == 416 and past["Content-Range"] == f"bytes */{len(data)}"
+    assert auth_client.get(f"{ASSETS}{theirs.pk}/file/", HTTP_RANGE="bytes=0-10").status_code == 404
+
+
 def test_delete_removes_the_asset_its_faces_jobs_and_files(auth_client, user, django_capture_on_commit_callbacks):
     asset = stored_asset(user, jpeg_bytes())
     make_face(asset)
