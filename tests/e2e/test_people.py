@@ -90,6 +90,9 @@ def test_corrections_from_the_pages(page, faces_dir):
     face.get_by_placeholder("New person's name").fill("Barack")
     face.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status")).to_contain_text("obama2.jpg: this face is now Barack.")
+    # The page is sent to that face, and the message that stays at the top does not cover it.
+    message = page.locator(".flash").bounding_box()
+    assert page.locator(".face-item:target").bounding_box()["y"] >= message["y"] + message["height"]
 
     # Not a face: the background false positive of obama.jpg, folded away among the unclear
     # detections (nobody has to look at them), one click to unfold.
@@ -124,6 +127,22 @@ def test_corrections_from_the_pages(page, faces_dir):
     expect(page.get_by_role("heading", level=1)).to_have_text("Barack")
     expect(page.get_by_role("status")).to_contain_text("Merged Obama into Barack")
     check_accessibility(page, "person (named)")
+
+    # A 200-character name without a space: the person's pages stay as wide as a phone.
+    person_url = page.url
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.get_by_label("Rename").fill("Kit" + "X" * 197)
+    page.get_by_role("button", name="Save").first.click()
+    expect(page.get_by_role("status")).to_contain_text("XXXX")
+    for link in ("Delete…", "Erase…", None):
+        if link:
+            page.get_by_role("link", name=link).click()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, f"{page.url} is wider than the phone"
+        page.goto(person_url)
+    page.get_by_label("Rename").fill("Barack")
+    page.get_by_role("button", name="Save").first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Barack")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # Erase, after a confirmation that says what goes.
     page.get_by_role("link", name="Erase…").click()
