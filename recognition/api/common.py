@@ -9,6 +9,7 @@ from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from django.utils.cache import patch_cache_control
 from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse
 
 from media.models import Asset
 from media.validation import RejectedUpload, probe_file
@@ -33,7 +34,8 @@ waits for a worker (a re-run starts there), then the worker's stages. Send `{"ty
 # whole or the byte range asked for (206); a range past its end is 416.
 BINARY_FILE = {(200, "image/*"): OpenApiTypes.BINARY, (200, "video/*"): OpenApiTypes.BINARY,
                (206, "image/*"): OpenApiTypes.BINARY, (206, "video/*"): OpenApiTypes.BINARY,
-               404: bodies.ErrorSerializer, 416: OpenApiTypes.NONE}
+               404: bodies.ErrorSerializer,
+               416: OpenApiResponse(description="The range starts past the end of the file.")}
 JPEG = {(200, "image/jpeg"): OpenApiTypes.BINARY, 404: bodies.ErrorSerializer}
 IMAGE_MAX_AGE_SECONDS = 3600
 SIMILAR_LIMIT = 20
