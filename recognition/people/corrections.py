@@ -15,6 +15,7 @@ transaction, recorded on the faces it touches (``decided_by="human"``, ``decided
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,7 +124,9 @@ def recognise_alike(example: Face) -> int:
     tracks = list({f.appearance_id: f for f in candidates if f.appearance_id}.values())
     singles = [f for f in candidates if not f.appearance_id]
     joined, emptied = 0, set()
-    for face, match in [*zip(singles, best_matches(singles)), *((f, best_match(f)) for f in tracks)]:
+    # Tracks are matched one at a time, nearest first: a track that joins the person rules them
+    # out for the other tracks on screen at the same moments.
+    for face, match in itertools.chain(zip(singles, best_matches(singles)), ((f, best_match(f)) for f in tracks)):
         if match is not None and match.subject_id == example.subject_id:
             emptied.add(face.subject_id)
             joined += _assign_auto(track_of(face) if face.appearance_id else [face], match.subject_id,
@@ -220,6 +223,14 @@ def best_match(face: Face) -> search.Candidate | None:
         return best_matches([face])[0]
     shown = [f for f in track_of(face) if not f.dismissed]
     excluded = set(FaceRejection.objects.filter(face__in=shown).values_list("subject_id", flat=True))
+    # One person is never two tracks on screen at once: not someone another track shows meanwhile.
+    times = [f.timestamp for f in shown if f.timestamp is not None]
+    if times:
+        excluded |= set(
+            Face.objects.filter(asset_id=face.asset_id, dismissed=False, subject__isnull=False,
+                                timestamp__gte=min(times), timestamp__lte=max(times))
+            .exclude(appearance_id=face.appearance_id).values_list("subject_id", flat=True)
+        )
     embeddings = np.stack([np.asarray(f.embedding, dtype=np.float32) for f in shown])
     per_face = dict(zip((f.pk for f in shown), search.nearest_subjects(face.owner_id, embeddings)))
     votes = face_results.track_votes(shown, per_face, excluded)

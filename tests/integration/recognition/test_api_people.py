@@ -285,3 +285,39 @@ def test_naming_a_face_at_once_names_its_stored_look_alikes_and_no_one_else(auth
     assert person(in_cluster) == ada.pk and not Subject.objects.filter(pk=cluster.pk).exists()
     assert (person(stranger), person(twin)) == (None, None)
     assert Face.objects.get(pk=alike[0].pk).decided_by == "auto"  # matched, not decided by a person
+
+
+def test_a_look_alike_track_is_not_given_a_person_already_seen_at_the_same_time(auth_client, user):
+    """Naming a face re-matches look-alike video tracks, but never onto a person who has another
+    track on screen at the same moments (a new user's trial saw the pianist beside Lin-Manuel
+    become a second Lin-Manuel in the same frames); a track of another moment still joins."""
+    from media.models import Asset
+    from recognition.models import Appearance
+
+    ada = Subject.objects.create(owner=user, name="Ada")
+    video = photo(user, 40)
+    Asset.objects.filter(pk=video.pk).update(kind="video")
+
+    def track(start: float, seed: int, variation: int, **fields) -> list[Face]:
+        faces = [make_face(video, embedding=person_vector(seed, variation + n), frame_index=n, timestamp=start + n * 0.5,
+                           box=(10 + 50 * (seed % 3), 8, 40 + 50 * (seed % 3), 44), **fields) for n in range(3)]
+        appearance = Appearance.objects.create(asset=video, owner=user, start_seconds=start, end_seconds=start + 1.0,
+                                               best_face=faces[0], embedding=faces[0].embedding, face_count=3)
+        Face.objects.filter(pk__in=[f.pk for f in faces]).update(appearance=appearance)
+        return faces
+
+    track(0.0, seed=3, variation=0, subject=ada, decided_by="human")  # Ada herself, said by a person
+    beside_her = track(0.0, seed=1, variation=40)  # someone like Ada's new example, beside her
+    later = track(5.0, seed=1, variation=60)  # the same look-alike, alone on screen later
+    twins = [track(10.0, seed=1, variation=80), track(10.0, seed=4, variation=0)]  # two at once...
+    Face.objects.filter(pk__in=[f.pk for f in twins[1]]).update(embedding=person_vector(1, 90))  # ...both alike
+    named = make_face(photo(user, 41), embedding=person_vector(1), quality=0.9)
+
+    auth_client.patch(f"{FACES}{named.pk}/", {"subject": ada.pk}, format="json")
+
+    def people(faces):
+        return {Face.objects.get(pk=f.pk).subject_id for f in faces}
+
+    assert people(beside_her) == {None}
+    assert people(later) == {ada.pk}
+    assert sorted(len(people(t) - {None}) for t in twins) == [0, 1]  # one of the two, not both
