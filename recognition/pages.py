@@ -165,6 +165,7 @@ class TimelineBar:
     appearance: object
     left: str  # percent of the video
     width: str
+    lane: int = 0  # bars of a row that overlap in time go one under the other
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,10 @@ class TimelineRow:
     label: str
     bars: list[TimelineBar]
 
+    @property
+    def lanes(self) -> int:
+        return 1 + max((bar.lane for bar in self.bars), default=0)
+
 
 MIN_BAR_SECONDS = 0.5  # a face seen in a single sampled frame still gets a visible bar
 
@@ -183,11 +188,22 @@ def video_timeline(asset, appearances) -> list[TimelineRow]:
     """Rows of who appears when: named people A to Z, people without a name, then the rest."""
     duration = max(asset.duration_seconds or 0.0, max((a.end_seconds for a in appearances), default=0.0), 0.001)
 
-    def bar(appearance) -> TimelineBar:
-        start = min(appearance.start_seconds, duration)
-        width = max(appearance.end_seconds - appearance.start_seconds, MIN_BAR_SECONDS)
-        return TimelineBar(appearance, f"{100 * start / duration:.3f}%",
-                           f"{100 * min(width, duration - start) / duration:.3f}%")
+    def bars(appearances) -> list[TimelineBar]:
+        """Each appearance's bar, in the first lane free when it starts: several unknown
+        people seen at once would otherwise be drawn on top of each other, one clickable."""
+        lane_ends: list[float] = []
+        placed = []
+        for appearance in sorted(appearances, key=lambda a: (a.start_seconds, a.end_seconds)):
+            start = min(appearance.start_seconds, duration)
+            width = min(max(appearance.end_seconds - appearance.start_seconds, MIN_BAR_SECONDS), duration - start)
+            # A gap of a bar's minimum keeps bars that almost touch apart on a narrow screen.
+            lane = next((n for n, end in enumerate(lane_ends) if end + MIN_BAR_SECONDS <= start), len(lane_ends))
+            if lane == len(lane_ends):
+                lane_ends.append(0.0)
+            lane_ends[lane] = start + width
+            placed.append(TimelineBar(appearance, f"{100 * start / duration:.3f}%", f"{100 * width / duration:.3f}%",
+                                      lane))
+        return placed
 
     rows: dict[object, list] = {}
     for appearance in appearances:
@@ -199,7 +215,7 @@ def video_timeline(asset, appearances) -> list[TimelineRow]:
     return [
         TimelineRow(rows[k][0].subject if k is not None else None,
                     rows[k][0].subject.display_name if k is not None else "Not recognised",
-                    [bar(a) for a in rows[k]])
+                    bars(rows[k]))
         for k in ordered
     ]
 

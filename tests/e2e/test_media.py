@@ -107,6 +107,9 @@ def test_video_page_timeline_seeks_and_boxes_follow_the_video(page, faces_dir):
     # A few tracks, not a row of crops per frame; every bar plays the video from its start.
     bars = page.locator(".timeline-bar")
     expect(bars.first).to_be_visible()
+    rects = [bars.nth(i).bounding_box() for i in range(bars.count())]
+    stacked = [(i, j) for i in range(len(rects)) for j in range(i + 1, len(rects)) if boxes_overlap(rects[i], rects[j])]
+    assert not stacked, f"timeline bars drawn over each other: {stacked}"  # each one can be seen and clicked
     items = page.locator(".faces-card > .face-list > .face-item")
     faces = int(page.locator(".page-header").inner_text().split("(")[1].split(" face")[0])
     assert 1 <= items.count() <= faces / 2
