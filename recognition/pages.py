@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from accounts.ownership import owned_by
 from media.models import Asset
@@ -22,7 +22,8 @@ class Counts:
     videos: int
     faces: int
     recognised_faces: int
-    people: int
+    people: int  # named
+    people_to_name: int  # groups of unknown faces the people page offers to name
 
     @property
     def recognised_percent(self) -> int | None:
@@ -45,6 +46,8 @@ def counts_for(user) -> Counts:
         faces=faces["total"],
         recognised_faces=faces["recognised"],
         people=owned_by(Subject.objects.named(), user).count(),
+        people_to_name=owned_by(Subject.objects.unnamed().filter(hidden=False), user)
+        .filter(Exists(Face.objects.shown().filter(subject=OuterRef("pk")))).count(),
     )
 
 

@@ -91,8 +91,13 @@ def test_dashboard_shows_counts_and_only_the_users_own_assets(user, other_user, 
     make_face(mine)
     make_face(failed)
     make_face(failed, subject=alice)
+    to_name, hidden, emptied = (Subject.objects.create(owner=user, name="", hidden=h) for h in (False, True, False))
+    make_face(mine, subject=to_name, box=(50, 8, 80, 44))
+    make_face(failed, subject=hidden, box=(50, 8, 80, 44))
+    assert not emptied.faces.exists()  # its faces went elsewhere: nothing to name
     theirs = make_asset(other_user, seed=3, name="theirs.jpg")
     make_face(theirs)
+    make_face(theirs, subject=Subject.objects.create(owner=other_user, name=""), box=(50, 8, 80, 44))
     client = logged_in(user)
 
     with django_assert_max_num_queries(12):  # fixed, however many rows
@@ -103,8 +108,11 @@ def test_dashboard_shows_counts_and_only_the_users_own_assets(user, other_user, 
     assert "mine.jpg" in html and "broken.jpg" in html
     assert "theirs.jpg" not in html and f'data-asset="{theirs.pk}"' not in html
     counts = response.context["counts"]
-    assert (counts.photos, counts.videos, counts.faces, counts.people, counts.recognised_percent) == (2, 0, 4, 1, 50)
-    assert "50%" in html
+    assert (counts.photos, counts.videos, counts.faces, counts.people, counts.recognised_percent) == (2, 0, 6, 1, 33)
+    # Named people, and the groups of unknown faces the people page offers to name (a new user
+    # read "0 people" while the people page listed five to name).
+    assert counts.people_to_name == 1 and "people to name" in html
+    assert "33%" in html
     assert "failed: boom" in html
     assert f'src="/api/v1/assets/{mine.pk}/thumbnail/"' in html
     assert 'data-job-stream="/ws/jobs/"' in html
