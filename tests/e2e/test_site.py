@@ -92,6 +92,10 @@ def test_a_long_hostile_file_name_wraps_instead_of_widening_the_pages(new_page, 
         return page.evaluate("document.documentElement.scrollWidth")
 
     assert page_width() <= 390, "the dashboard is wider than the phone"
+    # Each upload's progress is in view, not in a column scrolled off to the right.
+    stage = page.locator('tr.asset-row [data-role="stage"]').bounding_box()
+    assert stage["x"] + stage["width"] <= 390, stage
+    check_accessibility(page, "dashboard (phone)")
     page.locator("tr.asset-row .name-cell a").click()
     heading = page.get_by_role("heading", level=1)
     expect(heading).to_have_text(re.compile(r"^<img src=x onerror=alert\(1\)>A+\.jpg$"))  # as text, shortened
