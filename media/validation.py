@@ -340,7 +340,9 @@ def _open_image(fileobj: BinaryIO) -> Image.Image:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         image.close()
-        raise RejectedUpload(f"The image is damaged or truncated ({error}).", "corrupt", 400) from None
+        # Pillow's own words ("6 bytes not processed") mean nothing to the person uploading.
+        raise RejectedUpload("The image is damaged or cut short: it could not be read to the end.", "corrupt",
+                             400) from None
     return image
 
 

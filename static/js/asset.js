@@ -16,12 +16,17 @@
     select.addEventListener("change", update);
   });
 
-  // A correction of an unclear face comes back to #face-N, folded away: unfold it.
+  // A correction comes back to #face-N: unfold it if it is among the unclear detections, and
+  // put the keyboard there too, not at the top of the page.
   var target = location.hash && document.getElementById(location.hash.slice(1));
   var folded = target && target.closest("details");
   if (folded) {
     folded.open = true;
     target.scrollIntoView();
+  }
+  if (target && target.classList.contains("face-item")) {
+    target.tabIndex = -1;
+    target.focus({ preventScroll: true });
   }
 
   // A video: play from a bar of the timeline (or a track's time range, or ?t=), and draw the

@@ -93,6 +93,7 @@ def test_corrections_from_the_pages(page, faces_dir):
     # The page is sent to that face, and the message that stays at the top does not cover it.
     message = page.locator(".flash").bounding_box()
     assert page.locator(".face-item:target").bounding_box()["y"] >= message["y"] + message["height"]
+    expect(page.locator(".face-item:target")).to_be_focused()  # the keyboard carries on from there
 
     # Not a face: the background false positive of obama.jpg, folded away among the unclear
     # detections (nobody has to look at them), one click to unfold.

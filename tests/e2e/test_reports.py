@@ -72,6 +72,16 @@ def test_report_pages_over_a_generated_library_are_accessible(page):
     expect(page.get_by_label("From")).to_have_value("2026-03-04")
     check_accessibility(page, "reports: per person (filtered)")
 
+    # On a phone the charts' words stay readable (squeezed, they were 6 px) and the page fits.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for tab in TABS:
+        page.get_by_role("navigation", name="Reports").get_by_role("link", name=tab).click()
+        words = page.locator("svg.chart-svg text")
+        heights = [words.nth(i).bounding_box()["height"] for i in range(min(words.count(), 5))]
+        assert heights and min(heights) >= 11, f"{tab}: chart text {heights} px high"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, f"{tab} is wider than the phone"
+    check_accessibility(page, "reports (phone)")
+
 
 def test_a_refused_filter_is_explained(page, allow_failed_responses):
     allow_failed_responses(r"^/reports/\?owner=")

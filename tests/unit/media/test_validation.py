@@ -179,6 +179,14 @@ def test_truncated_jpeg_is_corrupt():
     assert rejection(data[: len(data) // 2]) == ("corrupt", 400)
 
 
+@pytest.mark.parametrize("kept", [6000, 0.5, 0.9])
+def test_a_cut_short_image_is_explained_in_plain_words(kept):
+    data = samples.noisy_jpeg()
+    with pytest.raises(RejectedUpload) as caught:
+        probe(data[: kept if isinstance(kept, int) else int(len(data) * kept)])
+    assert caught.value.message == "The image is damaged or cut short: it could not be read to the end."
+
+
 @pytest.mark.parametrize("side", [40, 64])  # 1600 px: Pillow's warning; 3072 px: Pillow's error
 def test_pixel_limit_comes_from_settings(settings, monkeypatch, side):
     # Validation sets Pillow's process-wide limit from the setting: put it back for later tests.
