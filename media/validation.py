@@ -338,7 +338,7 @@ def _open_image(fileobj: BinaryIO) -> Image.Image:
         raise RejectedUpload("The image has no pixels.", "corrupt", 400)
     try:
         image.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except (OSError, SyntaxError, ValueError, EOFError):
         image.close()
         # Pillow's own words ("6 bytes not processed") mean nothing to the person uploading.
         raise RejectedUpload("The image is damaged or cut short: it could not be read to the end.", "corrupt",
