@@ -50,9 +50,12 @@ def pytest_configure(config):
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
-    """``-n auto``: a test process per core, at most 4 (each has its own PostgreSQL and Redis,
-    and its tests start workers that load the models)."""
-    return max(1, min(os.cpu_count() or 1, 4))
+    """``-n auto``: a test process per core this run may use (a CI container's CPU quota
+    included), at most 4: each has its own PostgreSQL and Redis, and its tests start workers
+    that load the models."""
+    from config.management.commands.serve import available_cpus
+
+    return min(available_cpus(), 4)
 
 
 def pytest_sessionstart(session):

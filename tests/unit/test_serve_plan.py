@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from config.management.commands.serve import listening_sockets, plan_processes
+from config.management.commands.serve import available_cpus, listening_sockets, plan_processes
 
 
 def test_two_cores_two_workers_of_one_thread_and_the_realtime_worker_beside_them():
@@ -94,3 +94,20 @@ def test_a_port_in_use_is_refused():
         with pytest.raises(OSError) as refused:
             listening_sockets("127.0.0.1", other.getsockname()[1], 2)
         assert refused.value.errno == errno.EADDRINUSE
+
+
+@pytest.mark.parametrize(("cpu_max", "expected"), [
+    ("max 100000\n", None),  # no quota: the affinity's count
+    ("200000 100000\n", 2),  # docker run --cpus 2
+    ("150000 100000\n", 2),  # a part of a core still runs a process
+    ("50000 100000\n", 1),
+    ("", None),  # unreadable: ignored
+])
+def test_a_containers_cpu_quota_caps_the_cpus(tmp_path, monkeypatch, cpu_max, expected):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    quota = tmp_path / "cpu.max"
+    quota.write_text(cpu_max)
+    assert available_cpus(quota) == (expected or 16)
+    assert available_cpus(tmp_path / "missing") == 16

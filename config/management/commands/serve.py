@@ -12,6 +12,7 @@ split the cores with the realtime worker so their threads add up to the machine.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import signal
@@ -114,11 +115,20 @@ def visible_gpus(device: str) -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def available_cpus() -> int:
+def available_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (what a
+    container's ``--cpus`` sets; the machine's whole count shows through it otherwise)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota here
+    return max(1, cpus)
 
 
 def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
