@@ -36,6 +36,7 @@ __all__ = [
     "decode_uploaded_image",
     "delete_orphaned_files",
     "discard_files",
+    "focus_point",
     "focus_thumbnail_on",
     "ingest_upload",
     "iter_video_frames",
@@ -188,14 +189,18 @@ def crop_jpeg(image: np.ndarray, box, margin: float = CROP_MARGIN, side: int = C
     return buffer.getvalue()
 
 
-def focus_thumbnail_on(asset: Asset, box) -> None:
-    """Keep ``box`` (x1, y1, x2, y2 in the upright picture's pixels; None: the middle) in view
-    where a list crops the asset's thumbnail square. A tall portrait cropped at its middle can
-    lose the head."""
+def focus_point(asset: Asset, box) -> tuple[float | None, float | None]:
+    """The centre of ``box`` (x1, y1, x2, y2 in the upright picture's pixels) as fractions of
+    the asset's width and height; (None, None) for no box: the middle."""
     if box is None:
-        focus = (None, None)
-    else:
-        focus = (_fraction((box[0] + box[2]) / 2, asset.width), _fraction((box[1] + box[3]) / 2, asset.height))
+        return None, None
+    return _fraction((box[0] + box[2]) / 2, asset.width), _fraction((box[1] + box[3]) / 2, asset.height)
+
+
+def focus_thumbnail_on(asset: Asset, box) -> None:
+    """Keep ``box`` (None: the middle) in view where a list crops the asset's thumbnail square.
+    A tall portrait cropped at its middle can lose the head."""
+    focus = focus_point(asset, box)
     if focus != (asset.focus_x, asset.focus_y):
         asset.focus_x, asset.focus_y = focus
         Asset.objects.filter(pk=asset.pk).update(focus_x=focus[0], focus_y=focus[1])

@@ -14,6 +14,7 @@ from django import forms
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from accounts.ownership import owned_by
+from media import services as media_services
 from recognition import pages
 from recognition.models import Face, ImageTag, Subject
 
@@ -68,6 +69,24 @@ def tag_menu(user) -> list[str]:
     tags = (owned_by(ImageTag.objects.all(), user, "asset__owner").values("label")
             .annotate(n=Count("id")).order_by("-n", "label")[:MENU_LIMIT])
     return [tag["label"] for tag in tags]
+
+
+def focus_on_person(assets, person_id: int) -> None:
+    """Point this page's thumbnails at the person's face in each asset (the largest, if they
+    are there more than once), for a list filtered by them: the stored focus is the largest
+    face of all, which in a group photo may be someone else. In memory only."""
+    boxes: dict[int, list] = {}
+    for asset_id, box in Face.objects.shown().filter(
+            asset__in=[asset.pk for asset in assets], subject_id=person_id).values_list("asset_id", "box"):
+        if asset_id not in boxes or _area(box) > _area(boxes[asset_id]):
+            boxes[asset_id] = box
+    for asset in assets:
+        if asset.pk in boxes and not asset.is_video:  # a video's thumbnail is another frame
+            asset.focus_x, asset.focus_y = media_services.focus_point(asset, boxes[asset.pk])
+
+
+def _area(box) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def search(user, filters: dict) -> QuerySet:

@@ -26,6 +26,8 @@ def library_page(request):
         return render(request, "recognition/library.html", {"form": form, "assets": None}, status=400)
     assets = Paginator(library.search(request.user, form.cleaned_data), ASSETS_PER_PAGE).get_page(
         request.GET.get("page"))
+    if form.cleaned_data.get("person") is not None:
+        library.focus_on_person(list(assets), form.cleaned_data["person"])
     return render(request, "recognition/library.html", {
         "form": form,
         "assets": assets,

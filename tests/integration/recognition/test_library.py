@@ -189,3 +189,23 @@ def test_a_face_of_another_user_or_dismissed_is_404(user, other_user):
 def test_the_nav_links_the_library(user):
     html = logged_in(user).get("/library/").content.decode()
     assert '<a href="/library/" aria-current="page">Library</a>' in html
+
+
+def test_filtered_by_a_person_each_thumbnail_is_pointed_at_them(user):
+    """A group photo's thumbnail keeps its largest face in view; filtered by someone else in
+    it, the library points it at them instead (a new user saw Biden's face on Obama's list)."""
+    obama, biden = (Subject.objects.create(owner=user, name=name) for name in ("Obama", "Biden"))
+    group = uploaded(user, "two_people.jpg", seed=1, day=3)
+    Asset.objects.filter(pk=group.pk).update(width=1000, height=500, focus_x=0.75, focus_y=0.5)  # Biden's, larger
+    make_face(group, subject=obama, box=(100, 100, 200, 200))
+    make_face(group, subject=biden, box=(600, 100, 900, 400))
+
+    def position(html):
+        return re.search(r'object-position: ([\d.]+)% ([\d.]+)%', html).groups()
+
+    client = logged_in(user)
+    assert position(client.get("/library/").content.decode()) == ("75.0", "50.0")
+    assert position(client.get(f"/library/?person={obama.pk}").content.decode()) == ("15.0", "30.0")
+    assert position(client.get(f"/library/?person={biden.pk}").content.decode()) == ("75.0", "50.0")
+    group.refresh_from_db()
+    assert (group.focus_x, group.focus_y) == (0.75, 0.5)  # the stored focus is left as it was
