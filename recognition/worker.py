@@ -129,10 +129,18 @@ class SightlineWorker(SimpleWorker):
             logger.warning("model-worker heartbeat not sent", exc_info=True)
 
     def register_death(self):
+        # On a connection of its own: RQ's SIGTERM handler reads the worker's state from Redis,
+        # so a stop that lands mid-command can leave the shared connection out of step, and a
+        # delete sent there could be lost (the worker then showed in /readyz until the key expired).
+        shared = self.connection.connection_pool
+        client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=shared.connection_class,
+                                                                  **shared.connection_kwargs))
         try:
-            self.connection.delete(MODEL_WORKER_KEY.format(name=self.name))
+            client.delete(MODEL_WORKER_KEY.format(name=self.name))
         except redis.RedisError:
-            pass  # it expires on its own
+            logger.warning("model-worker key not removed; it expires on its own", exc_info=True)
+        finally:
+            client.close()
         super().register_death()
 
     def run_maintenance_tasks(self):
