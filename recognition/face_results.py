@@ -35,7 +35,9 @@ from django.db import connection, transaction
 
 from media import services as media_services
 from recognition import search
-from recognition.models import SAME_FACE_IOU, Appearance, Decider, ErasedFace, Face, FaceRejection, box_iou
+from recognition.models import (
+    SAME_FACE_IOU, Appearance, Decider, ErasedFace, Face, FaceRejection, box_area, box_iou,
+)
 
 GEOMETRY_FIELDS = ["job", "frame_index", "timestamp", "box", "landmarks", "score", "quality", "embedding",
                    "model_version", "subject", "match_distance", "dismissed", "decided_by", "appearance"]
@@ -128,7 +130,7 @@ def store_faces(job, found: list, model_version: str, tracks=None, frames=None, 
 def _largest_box(faces) -> list[float] | None:
     """The box of the largest face a person has not called "not a face"."""
     shown = [f.box for f in faces if not f.dismissed]
-    return max(shown, key=lambda box: (box[2] - box[0]) * (box[3] - box[1]), default=None)
+    return max(shown, key=box_area, default=None)
 
 
 def _write_crops(faces: dict, found: list, written: list) -> None:

@@ -16,7 +16,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from accounts.ownership import owned_by
 from media import services as media_services
 from recognition import pages
-from recognition.models import Face, ImageTag, Subject
+from recognition.models import Face, ImageTag, Subject, box_area
 
 MENU_LIMIT = 300  # people and tags offered in the menus (the most frequent)
 KIND_CHOICES = [("", "Photos and videos"), ("image", "Photos"), ("video", "Videos")]
@@ -78,15 +78,10 @@ def focus_on_person(assets, person_id: int) -> None:
     boxes: dict[int, list] = {}
     for asset_id, box in Face.objects.shown().filter(
             asset__in=[asset.pk for asset in assets], subject_id=person_id).values_list("asset_id", "box"):
-        if asset_id not in boxes or _area(box) > _area(boxes[asset_id]):
-            boxes[asset_id] = box
+        boxes.setdefault(asset_id, []).append(box)
     for asset in assets:
         if asset.pk in boxes and not asset.is_video:  # a video's thumbnail is another frame
-            asset.focus_x, asset.focus_y = media_services.focus_point(asset, boxes[asset.pk])
-
-
-def _area(box) -> float:
-    return (box[2] - box[0]) * (box[3] - box[1])
+            asset.focus_x, asset.focus_y = media_services.focus_point(asset, max(boxes[asset.pk], key=box_area))
 
 
 def search(user, filters: dict) -> QuerySet:

@@ -20,12 +20,17 @@ IMAGE_EMBEDDING_DIMENSIONS = 1280
 SAME_FACE_IOU = 0.5
 
 
+def box_area(box) -> float:
+    """The area of an [x1, y1, x2, y2] box."""
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
 def box_iou(a, b) -> float:
     """Intersection over union of two [x1, y1, x2, y2] boxes."""
     x1, y1 = max(a[0], b[0]), max(a[1], b[1])
     x2, y2 = min(a[2], b[2]), min(a[3], b[3])
     inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    union = box_area(a) + box_area(b) - inter
     return inter / union if union > 0 else 0.0
 
 
