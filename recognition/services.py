@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import django_rq
@@ -133,6 +133,8 @@ def rerun_asset(asset: Asset) -> Job:
 class Recovery:
     requeued: list[int]
     failed: list[int]
+    # Unfinished jobs the sweep judged alive, and why (what an operator asks of "requeue").
+    left: dict[int, str] = field(default_factory=dict)
 
 
 def max_attempts() -> int:
@@ -171,6 +173,23 @@ class _QueueLists:
         if rq_job.origin not in self._ids:
             self._ids[rq_job.origin] = set(django_rq.get_queue(rq_job.origin).get_job_ids())
         return rq_job.id in self._ids[rq_job.origin]
+
+
+def _alive(job: Job, rq_job: RQJob | None, status, cutoff, listed: _QueueLists) -> str:
+    """Why a worker will still run ``job`` (its rq job's state), or "" when none will."""
+    if status == JobStatus.QUEUED:
+        # "Queued" in RQ yet in no queue's list: a worker took it out to run with its batch
+        # and died before naming itself on the row, which has not changed since.
+        if job.updated_at > cutoff or listed.holds(rq_job):
+            return f"waiting in the queue (rq job {rq_job.id})"
+    elif status == JobStatus.DEFERRED:
+        return f"deferred (rq job {rq_job.id})"
+    elif status == JobStatus.SCHEDULED:
+        if not _retry_overdue(rq_job, cutoff):
+            return f"retry scheduled (rq job {rq_job.id})"
+    elif status == JobStatus.STARTED and not _worker_is_dead(rq_job):
+        return f"running on worker {rq_job.worker_name} (rq job {rq_job.id})"
+    return ""
 
 
 def _rq_job(job: Job) -> RQJob | None:
@@ -223,14 +242,11 @@ def _sweep(recovery: Recovery, grace: timedelta, include_failed: bool) -> None:
         status = rq_job.get_status(refresh=True) if rq_job is not None else None
         if job.stage != Stage.FAILED:
             if rq_job is None and job.updated_at > cutoff:
+                recovery.left[job.pk] = "changed within the grace, not queued yet"
                 continue  # maybe committed a moment ago and about to be queued
-            # "Queued" in RQ yet in no queue's list: a worker took it out to run with its batch
-            # and died before naming itself on the row, which has not changed since.
-            waiting = status == JobStatus.QUEUED and (job.updated_at > cutoff or listed.holds(rq_job))
-            alive = waiting or status == JobStatus.DEFERRED or (
-                status == JobStatus.SCHEDULED and not _retry_overdue(rq_job, cutoff)
-            ) or (status == JobStatus.STARTED and not _worker_is_dead(rq_job))
+            alive = _alive(job, rq_job, status, cutoff, listed)
             if alive:
+                recovery.left[job.pk] = alive
                 continue
         if rq_job is not None:
             dead[rq_job.id] = rq_job

@@ -19,6 +19,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, include_failed: bool, grace: float, **options):
         recovery = services.recover_stuck_jobs(grace=timedelta(seconds=grace), include_failed=include_failed)
+        if recovery.left:
+            self.stdout.write(f"Left {len(recovery.left)} unfinished job(s) alone: a worker still has them"
+                              + (":" if options["verbosity"] > 1 else " (-v 2 says which)."))
+            if options["verbosity"] > 1:
+                for pk, why in sorted(recovery.left.items()):
+                    self.stdout.write(f"  job {pk}: {why}")
         if not recovery.requeued and not recovery.failed:
             self.stdout.write("No stuck jobs.")
             return

@@ -11,6 +11,7 @@ reconnects is sent the current state of every job.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import time
 from datetime import timedelta
@@ -124,8 +125,14 @@ def test_a_flushall_mid_batch_loses_no_job_once_requeue_runs(worker, clean_count
     assert lost and django_rq.get_queue("inference").count == 0
 
     out = io.StringIO()
-    call_command("requeue", "--grace", "0", stdout=out)
-    assert f"Re-queued {len(lost)} job(s)" in out.getvalue()
+    call_command("requeue", "--grace", "0", "--verbosity", "2", stdout=out)
+    print(out.getvalue())
+    requeued = {int(pk) for pk in re.findall(r"\d+", out.getvalue().partition("Re-queued")[2].partition(":")[2])}
+    left = {int(pk) for pk in re.findall(r"^  job (\d+): ", out.getvalue(), re.MULTILINE)}
+    # Each lost job is queued again, or left to the worker the sweep found still holding it
+    # (the quiet spell above is a heuristic); none is left to nobody: all must now finish, and
+    # this worker runs no sweep of its own that could heal a wrong decision.
+    assert requeued and requeued | left >= lost and not requeued & left
     wait_for(lambda: all(job.is_finished for job in jobs.all()), 200, "the re-queued jobs")
 
     assert_completed_once(user, clean_counts, len(batch))

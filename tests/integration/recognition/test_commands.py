@@ -81,13 +81,17 @@ def test_requeue_queues_a_job_whose_rq_job_vanished(user):
     Job.objects.filter(pk=lost.pk).update(updated_at=timezone.now() - timedelta(minutes=10))
 
     out, _ = run("requeue", "--grace", "60")
-    nothing, _ = run("requeue", "--grace", "60")
+    nothing, _ = run("requeue", "--grace", "60", "--verbosity", "2")
 
     lost.refresh_from_db()
     assert out.strip() == f"Re-queued 1 job(s): {lost.pk}."
     assert lost.rq_job_id != "vanished-rq-job"
     assert lost.rq_job_id in django_rq.get_queue("inference").job_ids
-    assert nothing.strip() == "No stuck jobs."
+    assert nothing.splitlines() == [  # waiting in the queue now: alive, and the operator is told why
+        "Left 1 unfinished job(s) alone: a worker still has them:",
+        f"  job {lost.pk}: waiting in the queue (rq job {lost.rq_job_id})",
+        "No stuck jobs.",
+    ]
 
 
 def test_reindex_re_runs_what_an_older_model_found_and_keeps_names(user):
