@@ -51,8 +51,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="turns per contender (best kept)")
     parser.add_argument("--batches", default="1,8", help="SIGHTLINE_PHOTO_BATCH values to compare")
     parser.add_argument("--small-copies", type=int, default=4, help="small pictures made from each photo")
-    parser.add_argument("--workers", default="", help="also: worker processes, as N or NxT (T torch threads each), "
-                                                       "comma-separated")
+    parser.add_argument("--workers", default="", help="also: worker processes, as N or NxT (T torch threads each; "
+                        "@B: batch B instead of the largest of --batches), comma-separated")
     args = parser.parse_args()
 
     from bench.servers import sightline_on_own_servers
@@ -141,10 +141,10 @@ def run(args) -> None:
                        for s in STAGES},
         }
 
-    def sightline_processes(count, threads):
+    def sightline_processes(count, threads, batch):
         def contender(photos):
             owner = User.objects.create_user(email=f"bench-{next(turn)}@localhost", password="bench-only-password")
-            workers = start_workers(count, threads, max(batches))
+            workers = start_workers(count, threads, batch)
             try:
                 uploaded_at = time.perf_counter()
                 jobs = [services.upload(owner, SimpleUploadedFile(name, data)).job.pk for name, data in photos]
@@ -160,10 +160,12 @@ def run(args) -> None:
     contenders = {"face_recognition (dlib HOG)": face_recognition}
     contenders.update({f"Sightline, batch {b}": sightline(b) for b in batches})
     for spec in filter(None, args.workers.split(",")):
+        spec, _, batch = spec.partition("@")
         count, _, threads = spec.partition("x")
         count, threads = int(count), int(threads or 0) or max(1, available_cpus() // int(count))
+        batch = int(batch or max(batches))
         label = f"Sightline, {count} worker process{'es' * (count > 1)} × {threads} thread{'s' * (threads > 1)}"
-        contenders[f"{label}, batch {max(batches)}"] = sightline_processes(count, threads)
+        contenders[f"{label}, batch {batch}"] = sightline_processes(count, threads, batch)
     queue.empty()
     for contender in contenders.values():  # warm-up: caches, allocator, first queries
         contender(sets[next(iter(sets))][:3])

@@ -194,11 +194,15 @@ class SubjectQuerySet(models.QuerySet):
         return self.filter(name="")
 
     def with_counts(self):
-        """``face_count`` (faces shown as this person: dismissed ones are not) and
-        ``example_count`` (faces used for matching), in one aggregate query."""
+        """``face_count`` (faces shown as this person: dismissed ones are not, and a video
+        counts each frame), ``listed_count`` (those the person's page lists: a video track once,
+        by its best face) and ``example_count`` (faces used for matching), in one query."""
         shown = models.Q(faces__dismissed=False)
+        follower = models.Q(faces__appearance__isnull=False) & ~models.Q(
+            faces__appearance__best_face=models.F("faces__pk"))
         return self.annotate(
             face_count=models.Count("faces", filter=shown),
+            listed_count=models.Count("faces", filter=shown & ~follower),
             example_count=models.Count("faces", filter=shown & models.Q(faces__is_example=True)),
         )
 
@@ -212,7 +216,7 @@ class SubjectQuerySet(models.QuerySet):
     def gallery_order(self):
         """Named people A to Z, then unnamed ones, biggest first (needs ``with_counts``)."""
         return self.order_by(
-            models.Case(models.When(name="", then=1), default=0), Lower("name"), "-face_count", "id"
+            models.Case(models.When(name="", then=1), default=0), Lower("name"), "-listed_count", "id"
         )
 
 

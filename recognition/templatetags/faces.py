@@ -55,7 +55,7 @@ def person_label(subject) -> str:
     """A person as lists show them: the name, or "Unnamed person (n faces)"."""
     if subject.is_named:
         return subject.name
-    count = getattr(subject, "face_count", None)
+    count = getattr(subject, "listed_count", None)  # as the person's page counts them
     return f"Unnamed person {subject.pk}" + (f" ({count} face{'s' * (count != 1)})" if count is not None else "")
 
 

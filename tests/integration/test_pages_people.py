@@ -39,6 +39,29 @@ def test_gallery_shows_named_people_first_then_the_biggest_unnamed(user):
     assert [p.name for p in hidden.context["people"]] == ["Hidden Hal"]
 
 
+def test_a_video_track_counts_once_on_a_tile_as_on_the_person_page(user):
+    from recognition.models import Appearance
+
+    photo, clip = make_asset(user, name="photo.jpg"), make_asset(user, name="clip.mp4")
+    in_video, in_photos = Subject.objects.create(owner=user, name=""), Subject.objects.create(owner=user, name="")
+    make_face(photo, subject=in_video, box=(0, 0, 9, 9))
+    frames = [make_face(clip, subject=in_video, frame_index=i, timestamp=i / 2) for i in range(5)]
+    track = Appearance.objects.create(asset=clip, owner=user, start_seconds=0.0, end_seconds=2.0,
+                                      best_face=frames[2], embedding=[0.0] * 128, face_count=5)
+    Face.objects.filter(pk__in=[f.pk for f in frames]).update(appearance=track)
+    for x in range(3):
+        make_face(photo, subject=in_photos, box=(20 + x * 10, 0, 29 + x * 10, 9))
+
+    tiles = logged_in(user).get(reverse("people"))
+    page = logged_in(user).get(reverse("person", args=[in_video.pk]))
+
+    # The photo face and the track: 2, as the person's page lists them (6 counting every frame).
+    assert [(p.pk, p.listed_count, p.face_count) for p in tiles.context["people"]] == [
+        (in_photos.pk, 3, 3), (in_video.pk, 2, 6)]
+    assert page.context["faces"].paginator.count == 2
+    assert "2 faces" in tiles.content.decode() and "6 faces" not in tiles.content.decode()
+
+
 def test_new_person_from_the_face_control(user):
     face = make_face(make_asset(user, name="party.jpg"))
     response = logged_in(user).post(reverse("face-assign", args=[face.pk]),
