@@ -437,6 +437,11 @@ class ImageTag(models.Model):
     def __str__(self):
         return f"{self.label} ({self.probability:.2f})"
 
+    @property
+    def is_likely(self) -> bool:
+        """More likely than not: a tag below that is a guess, and pages say so."""
+        return self.probability >= 0.5
+
 
 class ImageEmbedding(models.Model):
     """The whole image as one vector, for similar-image search (cosine)."""

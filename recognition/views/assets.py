@@ -19,12 +19,14 @@ from recognition.models import latest_job
 def asset_detail(request, asset_id):
     asset = get_object_or_404(pages.assets_with_latest_job(request.user), pk=asset_id)
     job = latest_job(asset)
+    tags = list(asset.tags.all())
     context = {
         "asset": asset,
         "job": job,
         "jobs": asset.jobs_newest_first,
         "timings": pages.stage_timings(job),
-        "tags": asset.tags.all(),
+        "tags": [tag for tag in tags if tag.is_likely],
+        "unsure_tags": [tag for tag in tags if not tag.is_likely],
         "people": pages.people_to_choose(asset.owner_id),
         "start_at": _seconds(request.GET.get("t")),
     }

@@ -235,6 +235,8 @@ def test_asset_page_draws_faces_lists_crops_tags_and_timings(user, django_assert
     known = make_face(asset, subject=bob, match_distance=0.3712, box=(12, 8, 60, 56))
     unknown = make_face(asset, box=(0, 0, 30, 40))
     ImageTag.objects.create(asset=asset, label="seashore", probability=0.83, rank=0)
+    ImageTag.objects.create(asset=asset, label="balance beam", probability=0.15, rank=1)
+    ImageTag.objects.create(asset=asset, label="sandbar", probability=0.49, rank=2)
     client = logged_in(user)
 
     with django_assert_max_num_queries(14):
@@ -248,7 +250,9 @@ def test_asset_page_draws_faces_lists_crops_tags_and_timings(user, django_assert
     assert "left: 10.000%; top: 10.000%; width: 40.000%; height: 60.000%;" in html
     assert "<span class=\"face-name\"> Bob</span>" in html and "unknown" in html
     assert "high confidence (distance 0.37)" in html
-    assert "seashore" in html and "83%" in html
+    assert '<li class="tag">seashore <span class="muted">83%</span></li>' in html
+    # Under one in two, a tag is a guess, and says so apart from the tags.
+    assert "Guesses: balance beam (15%), sandbar (49%)</p>" in html and html.count('class="tag"') == 1
     assert "detecting" in html and "1.25" in html
     assert f'action="/faces/{unknown.pk}/assign/"' in html
     assert f'action="/assets/{asset.pk}/rerun/"' in html
