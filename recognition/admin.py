@@ -137,7 +137,9 @@ class JobAdmin(admin.ModelAdmin):
         recovery = services.recover_stuck_jobs(grace=timedelta(seconds=60))
         self.message_user(
             request,
-            f"Re-queued {len(recovery.requeued)} job(s), failed {len(recovery.failed)} that kept stopping.",
+            f"Re-queued {len(recovery.requeued)} job(s), failed {len(recovery.failed)} that kept stopping; "
+            f"left {len(recovery.left)} unfinished job(s) alone: a worker still has them, or they were queued "
+            "within the last minute (manage.py requeue -v 2 says which and why).",
         )
 
 

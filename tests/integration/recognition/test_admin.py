@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import django_rq
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from recognition.models import Job, Subject
 from tests.integration.recognition.api_helpers import enrolled_photo
@@ -57,6 +61,23 @@ def test_rerun_action_starts_a_new_job(staff_client, rows):
     new = Job.objects.filter(asset=rows["asset"]).exclude(pk=rows["job"].pk).get()
     assert new.stage == "queued"
     assert f"Started 1 new job(s): {new.pk}." in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)  # the re-queued job is really enqueued (on commit)
+def test_recover_action_requeues_a_lost_job_and_counts_the_ones_left(staff_client, rows):
+    lost = rows["job"]
+    Job.objects.filter(pk=lost.pk).update(stage="detecting", rq_job_id="vanished-rq-job",
+                                          updated_at=timezone.now() - timedelta(minutes=10))
+    fresh = Job.objects.create(asset=rows["asset"], stage="queued")  # committed, not queued yet
+
+    response = staff_client.post(reverse("admin:recognition_job_changelist"),
+                                 {"action": "recover_stuck_jobs", "_selected_action": [lost.pk]}, follow=True)
+
+    assert "Re-queued 1 job(s), failed 0 that kept stopping; left 1 unfinished job(s) alone" \
+        in response.content.decode()
+    lost.refresh_from_db()
+    assert lost.stage == "queued" and lost.rq_job_id in django_rq.get_queue("inference").job_ids
+    assert Job.objects.get(pk=fresh.pk).rq_job_id == ""
 
 
 def test_face_admin_changes_the_subject_only_within_the_owner(staff_client, rows, other_user):
