@@ -25,6 +25,12 @@ def test_library_similar_photos_duplicates_and_a_face_everywhere(page, faces_dir
     # Every one has a face: each square thumbnail is cropped around it, not around the middle.
     expect(page.locator("img.library-thumb[style*='object-position']")).to_have_count(4)
     check_accessibility(page, "library")
+    # On a phone the thumbnails go two or more to a row (one per row made a 5,000 px page).
+    page.set_viewport_size({"width": 390, "height": 844})
+    tops = [round(box["y"]) for box in (page.locator(".library-item").nth(i).bounding_box() for i in range(4))]
+    assert tops[0] == tops[1], f"one thumbnail per row at 390 px: tops {tops}"
+    check_accessibility(page, "library (phone)")
+    page.set_viewport_size({"width": 1280, "height": 800})
     page.get_by_label("Has unknown faces").check()
     page.get_by_label("Kind").select_option(label="Photos")
     page.get_by_role("button", name="Search").click()
