@@ -52,12 +52,23 @@
     var layer = document.querySelector(".video-boxes");
     var width = Number(video.dataset.width), height = Number(video.dataset.height);
     var interval = Number(video.dataset.sampleSeconds) || 0.5;
+    var sampleTimes = faces.map(function (face) { return face.t; })
+      .filter(function (t, i, all) { return all.indexOf(t) === i; })
+      .sort(function (a, b) { return a - b; });
+    // The sample on screen: the last one at or before now (0.05 s early, for seeks that land
+    // just short of it), for one interval at most, so a gap in the samples shows no stale boxes.
+    // One sample at a time: samples are not exactly ``interval`` apart (0.5005 s at 29.97 fps),
+    // and a window per face drew two samples' boxes at once near each boundary.
+    var currentSample = function (now) {
+      var current = null;
+      for (var i = 0; i < sampleTimes.length && sampleTimes[i] <= now + 0.05; i++) current = sampleTimes[i];
+      return current !== null && now - current < interval * 1.5 ? current : null;
+    };
     var drawBoxes = function () {
-      var now = video.currentTime;
+      var sample = currentSample(video.currentTime);
       layer.textContent = "";
       faces.forEach(function (face) {
-        // A sampled frame's faces stand until the next sample.
-        if (face.t > now + 0.05 || now - face.t >= interval) return;
+        if (face.t !== sample) return;
         var box = document.createElement("div");
         box.className = ("video-box " + (face.placement || "")).trim();
         box.style.left = (100 * face.box[0] / width) + "%";

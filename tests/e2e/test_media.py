@@ -3,6 +3,8 @@ naming a face, the people pages, a video's page, and a second user who sees none
 
 from __future__ import annotations
 
+import collections
+import json
 import re
 
 import pytest
@@ -119,8 +121,19 @@ def test_video_page_timeline_seeks_and_boxes_follow_the_video(page, faces_dir):
     last.click()
     page.wait_for_function(f"() => Math.abs(document.getElementById('asset-video').currentTime - {target}) < 1.5")
     video.evaluate("v => v.pause()")
-    # The boxes of the faces of that moment are drawn over the video.
+    # The boxes of the faces of that moment are drawn over the video, one sampled frame's at a
+    # time: just before each next sample, the boxes are still the previous sample's alone.
     expect(page.locator(".video-boxes .video-box").first).to_be_attached()
+    samples = json.loads(page.locator("#video-faces").text_content())
+    per_time = collections.Counter(face["t"] for face in samples)
+    times = sorted(per_time)
+    for before, after in list(zip(times, times[1:]))[:12]:
+        moment = after - 0.04  # inside the old overlap of two samples' windows
+        video.evaluate(f"v => new Promise(r => {{ v.addEventListener('seeked', () => r(), {{once: true}}); "
+                       f"v.currentTime = {moment}; }})")
+        page.wait_for_timeout(50)
+        drawn = page.locator(".video-boxes .video-box").count()
+        assert drawn in (per_time[before], per_time[after]), (moment, drawn, per_time[before], per_time[after])
     check_accessibility(page, "video")
     # On a phone the names over the video stay on it (a label used to run off its right edge).
     page.set_viewport_size({"width": 390, "height": 844})
