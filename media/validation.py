@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import select
 import shutil
 import signal
@@ -36,6 +37,7 @@ from typing import BinaryIO
 
 import numpy as np
 from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 from PIL import Image, ImageOps
 
 from media.videoprobe import HEAD_BYTES, VIDEO_CONTAINERS, ProbedMedia, RejectedUpload
@@ -311,7 +313,7 @@ def _looks_like_image(head: bytes) -> bool:
 def _check_size(size: int, limit: int, kind: str) -> None:
     if size > limit:
         raise RejectedUpload(
-            f"The {kind} is {size} bytes; the largest accepted is {limit} bytes.", "too_large", 413
+            f"The {kind} is {_bytes(size)}; the largest accepted is {_bytes(limit)}.", "too_large", 413
         )
 
 
@@ -322,17 +324,21 @@ def _open_image(fileobj: BinaryIO) -> Image.Image:
     fileobj.seek(0)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Up to twice the limit Pillow only warns, and the header is all it has read: the
+            # size check below refuses it, saying its dimensions.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = limit  # the same value on every call, so threads agree
             image = Image.open(fileobj, formats=IMAGE_OPENERS)
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise _too_many_pixels(limit) from None
+    except Image.DecompressionBombError as bomb:
+        # Pillow says how many pixels the header claims ("Image size (900000000 pixels) exceeds").
+        claimed = re.search(r"\((\d+) pixels\)", str(bomb))
+        raise _too_many_pixels(limit, int(claimed.group(1)) if claimed else None) from None
     except (Image.UnidentifiedImageError, OSError, ValueError, EOFError):
         raise RejectedUpload("The image could not be read; the file is damaged.", "corrupt", 400) from None
     width, height = image.size
     if width * height > limit:
         image.close()
-        raise _too_many_pixels(limit)
+        raise _too_many_pixels(limit, width * height, f" ({width}×{height})")
     if width == 0 or height == 0:
         image.close()
         raise RejectedUpload("The image has no pixels.", "corrupt", 400)
@@ -346,8 +352,14 @@ def _open_image(fileobj: BinaryIO) -> Image.Image:
     return image
 
 
-def _too_many_pixels(limit: int) -> RejectedUpload:
-    return RejectedUpload(f"The image has more than {limit} pixels.", "too_many_pixels", 400)
+def _bytes(size: int) -> str:
+    return filesizeformat(size).replace("\xa0", " ")  # "12.3 MB"; a plain space in API messages
+
+
+def _too_many_pixels(limit: int, pixels: int | None = None, dimensions: str = "") -> RejectedUpload:
+    size = f"is {pixels / 1e6:.1f} megapixels{dimensions}" if pixels else "has too many pixels"
+    return RejectedUpload(f"The image {size}; the largest accepted is {limit / 1e6:.1f} megapixels.",
+                          "too_many_pixels", 400)
 
 
 def _probe_image(fileobj: BinaryIO) -> ProbedMedia:

@@ -195,6 +195,24 @@ def test_pixel_limit_comes_from_settings(settings, monkeypatch, side):
     assert rejection(samples.image_bytes(samples.solid(size=(side, side)), "PNG")) == ("too_many_pixels", 400)
 
 
+def test_refusals_for_size_say_the_files_size_and_the_limit_in_plain_units(settings, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+    settings.SIGHTLINE_MAX_IMAGE_PIXELS = 1_000_000
+    with pytest.raises(RejectedUpload) as over:  # over the limit, under Pillow's warning at twice it
+        probe(samples.image_bytes(samples.solid(size=(1200, 1000)), "PNG"))
+    with pytest.raises(RejectedUpload) as bomb:  # Pillow's own refusal, before any pixel is read
+        probe(samples.png_claiming(30000, 30000))
+    image = samples.image_bytes(samples.solid(), "PNG")
+    settings.SIGHTLINE_MAX_UPLOAD_BYTES = 1024
+    with pytest.raises(RejectedUpload) as heavy:
+        probe(image + b"\0" * 2048)
+
+    assert over.value.message == "The image is 1.2 megapixels (1200×1000); the largest accepted is 1.0 megapixels."
+    assert bomb.value.message == "The image is 900.0 megapixels; the largest accepted is 1.0 megapixels."
+    assert heavy.value.message.startswith("The image is ") and heavy.value.message.endswith(
+        " KB; the largest accepted is 1.0 KB.")
+
+
 def test_audio_only_container_has_no_frames():
     assert rejection(samples.audio_only_mp4()) == ("no_frames", 400)
 
