@@ -310,6 +310,10 @@ class FaceQuerySet(models.QuerySet):
         """Faces that are faces: a dismissed false positive ("not a face") is hidden."""
         return self.filter(dismissed=False)
 
+    def one_per_track(self):
+        """A video track by its best face only (photos' faces all): what people count as faces."""
+        return self.exclude(models.Q(appearance__isnull=False) & ~models.Q(appearance__best_face=models.F("pk")))
+
 
 class Decider(models.TextChoices):
     AUTO = "auto"  # matching or clustering

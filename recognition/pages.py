@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from accounts.ownership import owned_by
 from media.models import Asset
@@ -153,8 +153,7 @@ def numbered_by_clarity(faces: list[Face]) -> tuple[list[tuple[int, Face]], list
 def faces_of_person(subject: Subject) -> QuerySet:
     """A person's faces, examples and clearest first, each with its photo; a video track shows
     once, by its best face (its appearances are listed on their own)."""
-    follower = Q(appearance__isnull=False) & ~Q(appearance__best_face=F("pk"))
-    return (subject.faces.shown().exclude(follower).select_related("asset", "appearance")
+    return (subject.faces.shown().one_per_track().select_related("asset", "appearance")
             .order_by("-is_example", "-decided_by", "-quality", "-id"))
 
 

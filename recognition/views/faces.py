@@ -34,6 +34,17 @@ def _back(request, face: Face):
     return redirect(target)
 
 
+def _also_recognised(subject, known: set[int], face: Face) -> str:
+    """Other faces that naming ``face`` taught Sightline to recognise as ``subject`` (a cluster
+    it was grouped in, look-alikes elsewhere): said, or they would seem to move by themselves."""
+    taught = (subject.faces.shown().one_per_track().exclude(pk__in=known)
+              .exclude(pk__in=[f.pk for f in corrections.track_of(face)]).count())
+    if not taught:
+        return ""
+    return (f" {taught} more face{'s' * (taught != 1)} that look{'s' * (taught == 1)} like them "
+            f"{'is' if taught == 1 else 'are'} now {subject.display_name} too.")
+
+
 def _matching_words(face: Face) -> str:
     if face.is_example:
         return " Sightline will use it to recognise them."
@@ -53,11 +64,13 @@ def face_assign(request, face_id):
             return _back(request, face)
         return HttpResponseBadRequest("Choose one of your people, a new person, or unknown.")
     photo = face.asset.original_name
+    known = set()  # the person's faces before: naming this one may recognise more as them
     try:
         if form.cleaned_data["new_name"]:
             subject = corrections.create_person(face.owner, form.cleaned_data["new_name"], face=face)
         elif form.cleaned_data["subject"] is not None:
             subject = form.cleaned_data["subject"]
+            known = set(subject.faces.values_list("pk", flat=True))
             corrections.name_face(face, subject)
         else:
             corrections.mark_unknown(face)
@@ -67,7 +80,8 @@ def face_assign(request, face_id):
         messages.error(request, refusal.message)
         return _back(request, face)
     face.refresh_from_db()
-    messages.success(request, f"{photo}: this face is now {subject.display_name}.{_matching_words(face)}")
+    messages.success(request, f"{photo}: this face is now {subject.display_name}.{_matching_words(face)}"
+                              f"{_also_recognised(subject, known, face)}")
     return _back(request, face)
 
 

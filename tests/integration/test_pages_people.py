@@ -42,7 +42,7 @@ def test_gallery_shows_named_people_first_then_the_biggest_unnamed(user):
 def test_a_video_track_counts_once_on_a_tile_as_on_the_person_page(user):
     from recognition.models import Appearance
 
-    photo, clip = make_asset(user, name="photo.jpg"), make_asset(user, name="clip.mp4")
+    photo, clip = make_asset(user, name="photo.jpg"), make_asset(user, seed=1, name="clip.mp4")
     in_video, in_photos = Subject.objects.create(owner=user, name=""), Subject.objects.create(owner=user, name="")
     make_face(photo, subject=in_video, box=(0, 0, 9, 9))
     frames = [make_face(clip, subject=in_video, frame_index=i, timestamp=i / 2) for i in range(5)]
@@ -70,6 +70,25 @@ def test_new_person_from_the_face_control(user):
     assert (face.subject.name, face.decided_by, face.is_example) == ("Nora", "human", True)
     assert messages_of(response) == [
         "party.jpg: this face is now Nora. Sightline will use it to recognise them."]
+
+
+def test_naming_one_face_of_a_group_says_the_others_it_taught(user):
+    """A face of a person without a name is named: the faces grouped with it (and any look-alike)
+    are recognised as the new person at once, and the message says so, or they seem to move
+    by themselves."""
+    group = Subject.objects.create(owner=user, name="")
+    faces = [make_face(make_asset(user, seed=seed, name=name), subject=group)
+             for seed, name in enumerate(("obama_and_biden.jpg", "rally.jpg", "senate.jpg"))]
+
+    response = logged_in(user).post(reverse("face-assign", args=[faces[0].pk]),
+                                    {"subject": "new", "new_name": "Joe Biden"}, follow=True)
+
+    joe = Subject.objects.get(owner=user, name="Joe Biden")
+    assert set(joe.faces.values_list("pk", flat=True)) == {f.pk for f in faces}
+    assert not Subject.objects.filter(pk=group.pk).exists()  # emptied, so gone
+    assert messages_of(response) == [
+        "obama_and_biden.jpg: this face is now Joe Biden. Sightline will use it to recognise them. "
+        "2 more faces that look like them are now Joe Biden too."]
 
 
 def test_naming_an_unclear_face_says_it_does_not_teach(user):
