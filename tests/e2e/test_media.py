@@ -89,6 +89,9 @@ def test_face_labels_never_overlap_at_phone_width(new_page, faces_dir):
                    if boxes_overlap(boxes[i], boxes[j])]
     assert not overlapping, f"labels overlap at 390 px: {overlapping}"
     assert not labels_off_the_picture(labels, page.locator(".photo-frame"))
+    # The "who is this?" menu and its Save are big enough for a finger (they were 25 px high).
+    for control in (page.locator(".assign-form select").first, page.locator(".assign-form .button").first):
+        assert control.bounding_box()["height"] >= 36, control
     check_accessibility(page, "photo (phone)")
 
 
