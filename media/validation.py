@@ -101,6 +101,9 @@ def sanitize_filename(name: str | None) -> str:
     """A display name only (never a path): the last path component, no control or
     formatting characters, no surrounding dots or spaces, at most 200 characters."""
     name = unicodedata.normalize("NFC", str(name or "")).replace("\\", "/").split("/")[-1]
+    # Browsers send a double quote in a form's file name as %22 (HTML's multipart/form-data
+    # encoding); the person named the file with a quote, so the quote is what they see.
+    name = name.replace("%22", '"')
     # Category C: control (NUL included), format (bidi overrides), surrogates, private, unassigned.
     name = "".join(ch for ch in name if not unicodedata.category(ch).startswith("C"))
     name = name.strip(" .")

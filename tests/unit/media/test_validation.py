@@ -253,6 +253,7 @@ def test_size_limits_differ_for_images_and_videos(settings):
         ("", "upload"),
         (None, "upload"),
         ("  holiday.jpg  ", "holiday.jpg"),
+        ("naïve %22quoted%22.jpg", 'naïve "quoted".jpg'),  # how a browser's form sends the quotes
         ("x" * 300 + ".jpeg", "x" * 195 + ".jpeg"),
     ],
 )
