@@ -278,8 +278,10 @@ class ExampleCreateSerializer(serializers.Serializer):
     face_id = serializers.IntegerField(required=False, help_text="One of your detected faces to enrol instead.")
 
     def validate(self, attrs):
-        if ("file" in attrs) == ("face_id" in attrs):
+        if "file" in attrs and "face_id" in attrs:
             raise serializers.ValidationError("Send either a photo (file) or a face id (face_id), not both.")
+        if "file" not in attrs and "face_id" not in attrs:
+            raise serializers.ValidationError("Send a photo (file) or one of your faces' ids (face_id).")
         if "face_index" in attrs and "file" not in attrs:
             raise serializers.ValidationError("face_index chooses a face of an uploaded photo; send the file too.")
         return attrs

@@ -75,7 +75,7 @@ def test_enrolment_asks_for_a_photo_or_a_face_not_both(auth_client, user):
     unknown_face = auth_client.post(f"{SUBJECTS}{ada.pk}/examples/", {"face_id": 999999}, format="json")
 
     assert neither.status_code == 400
-    assert "either a photo" in neither.json()["message"]
+    assert neither.json()["message"] == "Send a photo (file) or one of your faces' ids (face_id)."
     assert unknown_face.status_code == 400
     assert unknown_face.json()["message"] == "face_id: You have no face with id 999999."
 
