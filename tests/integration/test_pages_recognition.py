@@ -258,6 +258,17 @@ def test_asset_page_draws_faces_lists_crops_tags_and_timings(user, django_assert
     assert f'action="/assets/{asset.pk}/rerun/"' in html
 
 
+def test_asset_page_without_tags_says_whether_the_tagger_has_run(user):
+    running, done = make_asset(user, stage="detecting"), make_asset(user, seed=1, name="dark.jpg")
+
+    waiting = logged_in(user).get(reverse("asset", args=[running.pk])).content.decode()
+    finished = logged_in(user).get(reverse("asset", args=[done.pk])).content.decode()
+
+    assert "No tags yet." in waiting and "recognised nothing" not in waiting
+    assert "None: the tagger recognised nothing in it with any confidence." in finished
+    assert "No tags yet." not in finished
+
+
 def test_asset_page_of_a_running_job_streams_it(user):
     asset = make_asset(user, stage="detecting")
     job = asset.jobs.get()
