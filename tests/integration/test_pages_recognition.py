@@ -269,6 +269,17 @@ def test_asset_page_without_tags_says_whether_the_tagger_has_run(user):
     assert "No tags yet." not in finished
 
 
+def test_find_a_face_everywhere_offers_the_clear_faces_by_their_numbers(user):
+    asset = make_asset(user, name="crowd.jpg")
+    clear = make_face(asset, box=(0, 0, 60, 60), quality=0.9)
+    blurred = make_face(asset, box=(70, 0, 80, 10), quality=0.05)
+
+    html = logged_in(user).get(reverse("asset", args=[asset.pk])).content.decode()
+
+    assert f'href="/faces/{clear.pk}/everywhere/">Face 1</a>' in html
+    assert f"/faces/{blurred.pk}/everywhere/" not in html  # too unclear to be looked for
+
+
 def test_asset_page_of_a_running_job_streams_it(user):
     asset = make_asset(user, stage="detecting")
     job = asset.jobs.get()
