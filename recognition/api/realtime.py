@@ -71,7 +71,7 @@ class VerifyView(GenericAPIView):
             faces = owned_by(Face.objects.all(), request.user).in_bulk([data["face1"], data["face2"]])
             for field in ("face1", "face2"):
                 if data[field] not in faces:
-                    raise NotFound(f"{field}: you have no face with id {data[field]}.")
+                    raise NotFound(f"{field}: You have no face with id {data[field]}.")
             first, second = faces[data["face1"]], faces[data["face2"]]
             result = matching.verification_result(
                 first.embedding, second.embedding,

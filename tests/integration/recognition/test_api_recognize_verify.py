@@ -111,7 +111,7 @@ def test_verify_two_stored_faces_needs_no_worker(auth_client, user, other_user):
     assert [f["face"] for f in same["faces"]] == [face.pk, twin.pk]
     assert different["same_person"] is False
     assert not_yours.status_code == 404
-    assert not_yours.json()["message"] == f"face2: you have no face with id {foreign.pk}."
+    assert not_yours.json()["message"] == f"face2: You have no face with id {foreign.pk}."
     assert mixed.status_code == 400
 
 
