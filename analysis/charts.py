@@ -61,6 +61,12 @@ class LineChart:
     x_ticks: list[Tick]
     series: list[Series]
     description: str
+    day_count: int = 0
+
+    @property
+    def dot_radius(self) -> int:
+        """Few days are dots more than lines (one day is a dot alone): big enough to see."""
+        return 5 if self.day_count <= 7 else 3
 
     @property
     def bottom(self) -> float:
@@ -96,7 +102,8 @@ def line_chart(days: list[date], series: list[tuple[str, list[float]]], *, descr
     y_ticks = [Tick(round(y(y_max * i / 4), 1), tick_label(y_max * i / 4)) for i in range(5)]
     label_every = max(1, math.ceil(len(days) / 7))
     x_ticks = [Tick(round(x(i), 1), day.isoformat()) for i, day in enumerate(days) if i % label_every == 0]
-    return LineChart(width, height, left, top, plot_width, plot_height, y_ticks, x_ticks, drawn, description)
+    return LineChart(width, height, left, top, plot_width, plot_height, y_ticks, x_ticks, drawn, description,
+                     len(days))
 
 
 @dataclass

@@ -60,6 +60,12 @@ def test_the_daily_table_shows_the_recomputed_numbers(libraries, user):
         for row in want
     ]
     assert html.count("<polyline") == 4  # uploads, faces, recognised, unknown
+    assert html.count('r="5"') == 4 * len(want)  # a week's days: dots big enough to see
+
+
+def test_a_month_of_days_has_small_dots(libraries, user):
+    html = logged_in(user).get(PAGES["daily"], {"since": "2026-03-01", "until": "2026-03-31"}).content.decode()
+    assert 'r="3"' in html and 'r="5"' not in html
 
 
 def test_the_people_table_links_each_person_and_the_chart_has_a_bar_each(libraries, user):
