@@ -198,6 +198,7 @@ class SubjectQuerySet(models.QuerySet):
         counts each frame), ``listed_count`` (those the person's page lists: a video track once,
         by its best face) and ``example_count`` (faces used for matching), in one query."""
         shown = models.Q(faces__dismissed=False)
+        # FaceQuerySet.one_per_track's rule, seen from the person.
         follower = models.Q(faces__appearance__isnull=False) & ~models.Q(
             faces__appearance__best_face=models.F("faces__pk"))
         return self.annotate(
