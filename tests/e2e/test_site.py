@@ -43,7 +43,10 @@ def test_forms_work_from_the_keyboard_alone(page):
     register(page, "keys@example.com")
     forget_the_session(page)
     page.goto("/login/")
-    # The email field has focus on arrival; Tab moves on, Enter submits.
+    # The email field has focus on arrival; Tab moves on, Enter submits. (The browser applies
+    # autofocus at its next frame, not at "load": typing at once lost the first key on a busy
+    # machine.)
+    expect(page.get_by_label("Email")).to_be_focused()
     page.keyboard.type("keys@example.com")
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
