@@ -34,12 +34,16 @@ def _back(request, face: Face):
     return redirect(target)
 
 
-def _also_recognised(subject, known: set[int], face: Face) -> str:
-    """Other faces that naming ``face`` taught Sightline to recognise as ``subject`` (a cluster
-    it was grouped in, look-alikes elsewhere): said, or they would seem to move by themselves."""
-    taught = (subject.faces.shown().one_per_track().exclude(pk__in=known)
-              .exclude(pk__in=[f.pk for f in corrections.track_of(face)]).count())
-    if not taught:
+def _listed_faces(subject) -> int:
+    return subject.faces.shown().one_per_track().count() if subject is not None else 0
+
+
+def _also_recognised(subject, listed_before: int, was_listed: bool) -> str:
+    """Other faces that naming a face taught Sightline to recognise as ``subject`` (a group it
+    was in, look-alikes elsewhere): said, or they would seem to move by themselves. Counted as
+    the person's page lists faces (a video track once)."""
+    taught = _listed_faces(subject) - listed_before - (0 if was_listed else 1)
+    if taught <= 0:
         return ""
     return (f" {taught} more face{'s' * (taught != 1)} that look{'s' * (taught == 1)} like them "
             f"{'is' if taught == 1 else 'are'} now {subject.display_name} too.")
@@ -64,13 +68,14 @@ def face_assign(request, face_id):
             return _back(request, face)
         return HttpResponseBadRequest("Choose one of your people, a new person, or unknown.")
     photo = face.asset.original_name
-    known = set()  # the person's faces before: naming this one may recognise more as them
+    listed_before, was_listed = 0, False  # naming this face may recognise more as the person
     try:
         if form.cleaned_data["new_name"]:
             subject = corrections.create_person(face.owner, form.cleaned_data["new_name"], face=face)
         elif form.cleaned_data["subject"] is not None:
             subject = form.cleaned_data["subject"]
-            known = set(subject.faces.values_list("pk", flat=True))
+            listed_before = _listed_faces(subject)
+            was_listed = face.subject_id == subject.pk and not face.dismissed
             corrections.name_face(face, subject)
         else:
             corrections.mark_unknown(face)
@@ -81,7 +86,7 @@ def face_assign(request, face_id):
         return _back(request, face)
     face.refresh_from_db()
     messages.success(request, f"{photo}: this face is now {subject.display_name}.{_matching_words(face)}"
-                              f"{_also_recognised(subject, known, face)}")
+                              f"{_also_recognised(subject, listed_before, was_listed)}")
     return _back(request, face)
 
 

@@ -91,6 +91,19 @@ def test_naming_one_face_of_a_group_says_the_others_it_taught(user):
         "2 more faces that look like them are now Joe Biden too."]
 
 
+def test_naming_a_face_as_someone_known_counts_only_the_faces_it_added(user):
+    joe = Subject.objects.create(owner=user, name="Joe")
+    make_face(make_asset(user, seed=10, name="known.jpg"), subject=joe, decided_by="human")
+    group = Subject.objects.create(owner=user, name="")
+    grouped = [make_face(make_asset(user, seed=seed, name=f"g{seed}.jpg"), subject=group) for seed in (11, 12)]
+    named = make_face(make_asset(user, seed=13, name="new.jpg"))
+
+    response = logged_in(user).post(reverse("face-assign", args=[named.pk]), {"subject": joe.pk}, follow=True)
+
+    assert joe.faces.count() == 4 and all(Face.objects.get(pk=f.pk).subject_id == joe.pk for f in grouped)
+    assert messages_of(response)[0].endswith("2 more faces that look like them are now Joe too.")
+
+
 def test_naming_an_unclear_face_says_it_does_not_teach(user):
     nora = Subject.objects.create(owner=user, name="Nora")
     face = make_face(make_asset(user, name="dark.jpg"), quality=0.2)
