@@ -30,6 +30,10 @@
               element.textContent = value;
             }
           });
+          stats.querySelectorAll("[data-label-of]").forEach(function (label) {
+            var value = counts[label.dataset.labelOf];
+            if (typeof value === "number") label.textContent = value === 1 ? label.dataset.one : label.dataset.many;
+          });
         })
         .catch(function () { /* the totals stay as they were; a reload shows them */ });
     }, 300);

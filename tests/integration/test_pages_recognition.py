@@ -111,7 +111,8 @@ def test_dashboard_shows_counts_and_only_the_users_own_assets(user, other_user, 
     assert (counts.photos, counts.videos, counts.faces, counts.people, counts.recognised_percent) == (2, 0, 6, 1, 33)
     # Named people, and the groups of unknown faces the people page offers to name (a new user
     # read "0 people" while the people page listed five to name).
-    assert counts.people_to_name == 1 and "people to name" in html
+    assert counts.people_to_name == 1 and ">person to name</span>" in html  # one person, not "1 people"
+    assert ">named person</span>" in html  # counts.people == 1 too
     assert "33%" in html
     assert "failed: boom" in html
     assert f'src="/api/v1/assets/{mine.pk}/thumbnail/"' in html
