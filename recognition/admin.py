@@ -138,8 +138,8 @@ class JobAdmin(admin.ModelAdmin):
         self.message_user(
             request,
             f"Re-queued {len(recovery.requeued)} job(s), failed {len(recovery.failed)} that kept stopping; "
-            f"left {len(recovery.left)} unfinished job(s) alone: a worker still has them, or they were queued "
-            "within the last minute (manage.py requeue -v 2 says which and why).",
+            f"left {len(recovery.left)} unfinished job(s) alone: {services.Recovery.LEFT_MEANING} "
+            "(manage.py requeue -v 2 says which and why).",
         )
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from pgvector.django import HnswIndex, VectorField
 
 from media.models import Asset
+from recognition import tagging
 
 FACE_EMBEDDING_DIMENSIONS = 128
 IMAGE_EMBEDDING_DIMENSIONS = 1280
@@ -444,8 +445,8 @@ class ImageTag(models.Model):
 
     @property
     def is_likely(self) -> bool:
-        """More likely than not: a tag below that is a guess, and pages say so."""
-        return self.probability >= 0.5
+        """More likely than not (``tagging.LIKELY_PROBABILITY``): below, pages call it a guess."""
+        return self.probability >= tagging.LIKELY_PROBABILITY
 
 
 class ImageEmbedding(models.Model):

@@ -136,6 +136,9 @@ class Recovery:
     # Unfinished jobs the sweep judged alive, and why (what an operator asks of "requeue").
     left: dict[int, str] = field(default_factory=dict)
 
+    # What "left alone" means, in the words the command and the admin both say it with.
+    LEFT_MEANING = "a worker still has them, or they changed within the grace and may be about to be queued"
+
 
 def max_attempts() -> int:
     return len(settings.SIGHTLINE_JOB_RETRY_INTERVALS) + 1

@@ -21,6 +21,10 @@ PRIMATES = frozenset({
 NOT_ON_PEOPLE = frozenset({"bikini", "brassiere", "diaper", "maillot", "miniskirt", "swimming trunks"})
 
 
+# Under this, a kept tag is shown as a guess: "more likely than not", not a figure fitted to photos.
+LIKELY_PROBABILITY = 0.5
+
+
 def labels_to_keep(tags: list[tuple[str, float]], has_faces: bool) -> list[tuple[str, float]]:
     """``tags`` (label, probability), most probable first, without the ones the picture must not carry."""
     refused = PRIMATES | NOT_ON_PEOPLE if has_faces else PRIMATES

@@ -10,7 +10,7 @@
       if (!flash.querySelector(".message")) flash.remove();
       // The keyboard carries on where the page was sent (a face), or at the top of the page.
       var target = document.querySelector(":target");
-      (target && target.tabIndex >= -1 && target.hasAttribute("tabindex") ? target : document.getElementById("main")).focus();
+      (target && target.hasAttribute("tabindex") ? target : document.getElementById("main")).focus();
     });
   });
 })();

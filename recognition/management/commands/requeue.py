@@ -20,7 +20,7 @@ class Command(BaseCommand):
     def handle(self, *args, include_failed: bool, grace: float, **options):
         recovery = services.recover_stuck_jobs(grace=timedelta(seconds=grace), include_failed=include_failed)
         if recovery.left:
-            self.stdout.write(f"Left {len(recovery.left)} unfinished job(s) alone: a worker still has them"
+            self.stdout.write(f"Left {len(recovery.left)} unfinished job(s) alone: {services.Recovery.LEFT_MEANING}"
                               + (":" if options["verbosity"] > 1 else " (-v 2 says which)."))
             if options["verbosity"] > 1:
                 for pk, why in sorted(recovery.left.items()):

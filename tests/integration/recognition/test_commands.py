@@ -88,7 +88,8 @@ def test_requeue_queues_a_job_whose_rq_job_vanished(user):
     assert lost.rq_job_id != "vanished-rq-job"
     assert lost.rq_job_id in django_rq.get_queue("inference").job_ids
     assert nothing.splitlines() == [  # waiting in the queue now: alive, and the operator is told why
-        "Left 1 unfinished job(s) alone: a worker still has them:",
+        "Left 1 unfinished job(s) alone: a worker still has them, or they changed within the grace and may be "
+        "about to be queued:",
         f"  job {lost.pk}: waiting in the queue (rq job {lost.rq_job_id})",
         "No stuck jobs.",
     ]
