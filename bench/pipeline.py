@@ -1,6 +1,7 @@
 """Pipeline throughput against face_recognition, in one run, on two sets of photos.
 
     .venv/bin/python bench/pipeline.py [--rounds 2] [--batches 1,8] [--small-copies 4] [--workers 1x2,2x1]
+                                       [--tree LABEL=PATH ...]
 
 Sets: the shared gallery and probe photos (``../shared/data/faces``), and "many small
 photos": each of them scaled to at most 400 px, mirrored and shifted into ``--small-copies``
@@ -19,6 +20,9 @@ slows whoever runs in it, not one side only):
   split between them), started and loaded before the clock starts, at the largest of
   ``--batches``; timed from the first upload to the last job completed, the workers working
   while the uploads go on.
+- with ``--tree LABEL=PATH``, each ``--workers`` contender again with its workers run from another
+  checkout of the code (a ``git worktree`` of an earlier commit, say): the same uploads, servers
+  and database, so a change is measured against the code before it in one run.
 
 Runs against its own embedded servers (``var/bench/``). The worker's torch threads are what
 ``manage.py serve`` gives an inference worker on this machine (SIGHTLINE_TORCH_THREADS
@@ -53,7 +57,10 @@ def main() -> None:
     parser.add_argument("--small-copies", type=int, default=4, help="small pictures made from each photo")
     parser.add_argument("--workers", default="", help="also: worker processes, as N or NxT (T torch threads each; "
                         "@B: batch B instead of the largest of --batches), comma-separated")
+    parser.add_argument("--tree", action="append", default=[], metavar="LABEL=PATH",
+                        help="also run each --workers contender's workers from this checkout")
     args = parser.parse_args()
+    args.trees = {label: Path(path).resolve() for label, _, path in (t.partition("=") for t in args.tree)}
 
     from bench.servers import sightline_on_own_servers
 
@@ -141,10 +148,10 @@ def run(args) -> None:
                        for s in STAGES},
         }
 
-    def sightline_processes(count, threads, batch):
+    def sightline_processes(count, threads, batch, tree=REPO):
         def contender(photos):
             owner = User.objects.create_user(email=f"bench-{next(turn)}@localhost", password="bench-only-password")
-            workers = start_workers(count, threads, batch)
+            workers = start_workers(count, threads, batch, tree)
             try:
                 uploaded_at = time.perf_counter()
                 jobs = [services.upload(owner, SimpleUploadedFile(name, data)).job.pk for name, data in photos]
@@ -166,6 +173,8 @@ def run(args) -> None:
         batch = int(batch or max(batches))
         label = f"Sightline, {count} worker process{'es' * (count > 1)} × {threads} thread{'s' * (threads > 1)}"
         contenders[f"{label}, batch {batch}"] = sightline_processes(count, threads, batch)
+        for tree_label, tree in args.trees.items():
+            contenders[f"{label}, batch {batch}, {tree_label}"] = sightline_processes(count, threads, batch, tree)
     queue.empty()
     for contender in contenders.values():  # warm-up: caches, allocator, first queries
         contender(sets[next(iter(sets))][:3])
@@ -206,9 +215,9 @@ def run(args) -> None:
     User.objects.filter(email__startswith="bench-", email__endswith="@localhost").delete()
 
 
-def start_workers(count: int, threads: int, batch: int) -> list:
+def start_workers(count: int, threads: int, batch: int, tree: Path = REPO) -> list:
     """``count`` inference workers as ``serve`` starts them, ``threads`` torch threads each,
-    returned once each has its models loaded and is registered with RQ (so their start is not
+    running the code of checkout ``tree``, returned once each has its models loaded and is registered with RQ (so their start is not
     timed)."""
     import subprocess
 
@@ -222,7 +231,7 @@ def start_workers(count: int, threads: int, batch: int) -> list:
     workers = [
         subprocess.Popen([sys.executable, "manage.py", "rqworker", "inference",
                           "--worker-class", "recognition.worker.SightlineWorker"],
-                         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+                         cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT)
         for _ in range(count)
     ]
     connection = django_rq.get_connection("inference")

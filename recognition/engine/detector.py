@@ -10,8 +10,9 @@ thresholds, NMS and regression), with three deliberate differences:
   each group of same-sized images (``batching="group"``, the default) or on all images
   zero-padded to a common canvas (``batching="pad"``); bench/engine.py measures both.
 * R-Net/O-Net crops are cut with ``torchvision.ops.roi_align`` (one call per batch of
-  same-size images; adaptive sampling averages each output cell, like the area resize
-  facenet-pytorch uses per box), then each net runs once over all boxes of all images. Parts of a box outside the image read as
+  same-size images; sampling averages each output cell, like the area resize
+  facenet-pytorch uses per box, with at most CROP_SAMPLES² points per cell), then each
+  net runs once over all boxes of all images. Parts of a box outside the image read as
   black, as in the original MTCNN, instead of facenet-pytorch's crop-and-stretch.
 * Very large inputs are detected on a copy whose longest side is ``max_side`` pixels and
   the results are mapped back to the input's pixel coordinates, so a 6000×4000 photo
@@ -41,6 +42,10 @@ PNET_CELL = 12
 # Pixels of detection copies per P-Net batch: at the first pyramid level conv1 holds about
 # 4 bytes × 10 channels × 0.36 × this many floats (~0.9 GB at 64 megapixels).
 PNET_BATCH_PIXELS = 64_000_000
+# Most sample points per side of an R-Net/O-Net crop cell (see _crops): on the shared photos,
+# their video frames and small copies of them, the same faces as sampling every pixel, with
+# landmarks within 0.7 % of the face's side at p95 (docs/BENCHMARKS.md).
+CROP_SAMPLES = 3
 NMS_PER_SCALE = 0.5
 NMS_ACROSS_SCALES = 0.7
 NMS_REFINE = 0.7
@@ -225,10 +230,11 @@ class MTCNNDetector:
     def __init__(self, device: torch.device, config: DetectorConfig | None = None) -> None:
         self.device = torch.device(device)
         self.config = config or DetectorConfig()
-        # P-Net runs on whole images; channels-last convolutions measured ~1.5× faster on CPU.
-        self.pnet = load_net(PNet(), "mtcnn_pnet", self.device).to(memory_format=torch.channels_last)
-        self.rnet = load_net(RNet(), "mtcnn_rnet", self.device)
-        self.onet = load_net(ONet(), "mtcnn_onet", self.device)
+        # Channels-last convolutions measured ~1.5× faster for P-Net on whole images and
+        # 2.7× for R-Net on crops, on CPU (docs/BENCHMARKS.md).
+        self.pnet, self.rnet, self.onet = (
+            load_net(net, key, self.device).to(memory_format=torch.channels_last)
+            for net, key in zip((PNet(), RNet(), ONet()), self.WEIGHT_KEYS))
 
     @property
     def weights_id(self) -> str:
@@ -384,9 +390,15 @@ class MTCNNDetector:
             local = torch.searchsorted(members_t, candidates.image_index[selected])
             rois = torch.cat([local[:, None].float(), regions[selected]], dim=1)
             batch = torch.cat([copies[i] for i in members]).float()
-            crops[selected] = roi_align(batch, rois, (size, size), spatial_scale=1.0,
-                                        sampling_ratio=-1, aligned=True)
-        return (crops - NORMALISE_MEAN) * NORMALISE_SCALE
+            # Adaptive sampling reads ceil(side / size)² points per output cell: 441 for a
+            # 500 px box at 24×24, a third of detection on big photos. Boxes that large get
+            # CROP_SAMPLES² points instead; smaller ones are read exactly as before.
+            large = (rois[:, 3] - rois[:, 1]).maximum(rois[:, 4] - rois[:, 2]) > CROP_SAMPLES * size
+            for part, sampling in ((~large, -1), (large, CROP_SAMPLES)):
+                if part.any():
+                    crops[selected[part]] = roi_align(batch, rois[part], (size, size), spatial_scale=1.0,
+                                                      sampling_ratio=sampling, aligned=True)
+        return ((crops - NORMALISE_MEAN) * NORMALISE_SCALE).contiguous(memory_format=torch.channels_last)
 
     # -- output ------------------------------------------------------------------------
     @staticmethod

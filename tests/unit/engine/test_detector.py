@@ -162,3 +162,26 @@ def test_many_same_size_frames_are_split_into_bounded_batches(detector, monkeypa
     results = detector.detect([frame] * 5)
     assert calls == [2, 2, 1]
     assert [len(r) for r in results] == [1] * 5
+
+
+def test_crops_of_small_boxes_sample_every_pixel_and_large_ones_a_few(detector, images):
+    """R-Net/O-Net crops: a box up to CROP_SAMPLES × the crop's size is read as adaptive
+    sampling reads it (every pixel counts); a larger one at CROP_SAMPLES² points per cell,
+    which stays close to the full average on a real photo."""
+    import torch
+    from torchvision.ops import roi_align
+
+    from recognition.engine.detector import CROP_SAMPLES, NORMALISE_MEAN, NORMALISE_SCALE, _Candidates
+
+    photo = torch.as_tensor(images["probes/obama-1080p.jpg"].copy()).permute(2, 0, 1).unsqueeze(0)
+    # The region read is one pixel wider than the box (MATLAB-style indices).
+    small_side, large_side = 24 * CROP_SAMPLES - 1, 24 * CROP_SAMPLES * 8
+    boxes = torch.tensor([[800.0, 200.0, 800 + small_side, 200 + small_side],
+                          [700.0, 100.0, 700 + large_side, 100 + large_side]])
+    candidates = _Candidates(boxes, torch.ones(2), torch.zeros(2, dtype=torch.long))
+    crops = detector._crops([photo], candidates, 24) / NORMALISE_SCALE + NORMALISE_MEAN
+    regions = torch.cat([torch.zeros(2, 1), boxes[:, 0:2] - 1, boxes[:, 2:4]], dim=1)
+    every_pixel = roi_align(photo.float(), regions, (24, 24), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+    torch.testing.assert_close(crops[0], every_pixel[0], atol=1e-3, rtol=0)
+    difference = (crops[1] - every_pixel[1]).abs()
+    assert 0 < difference.mean() < 2.0  # grey levels of 255
