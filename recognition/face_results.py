@@ -86,11 +86,15 @@ def store_faces(job, found: list, model_version: str, tracks=None, frames=None, 
     asset = job.asset
     written = [] if written is None else written
     kept = not_erased(asset, found)
-    stored = list(Face.objects.filter(asset=asset))
+    # Locked until commit: a person's decision on one of these faces waits for this run to
+    # be written and then stands, instead of being overwritten by what was read here.
+    stored = list(Face.objects.select_for_update().filter(asset=asset))
     paired = pair_by_box(stored, [found[i] for i in kept])
     reused = {face.pk for face in paired.values()}
-    Face.objects.filter(asset=asset, decided_by=Decider.AUTO).exclude(pk__in=reused).delete()
-    Appearance.objects.filter(asset=asset).delete()  # rebuilt from this run's tracks
+    if stored:  # nothing of an earlier run to remove on a first one
+        Face.objects.filter(asset=asset, decided_by=Decider.AUTO).exclude(pk__in=reused).delete()
+    if tracks is not None:
+        Appearance.objects.filter(asset=asset).delete()  # rebuilt from this run's tracks
     old_crops = {face.pk: face.crop.name for face in paired.values() if face.crop}
 
     faces: dict[int, Face] = {}  # found index → face
@@ -114,7 +118,7 @@ def store_faces(job, found: list, model_version: str, tracks=None, frames=None, 
         track_faces = [[faces[i] for i in track.detections if i in faces] for track in tracks]
         _decide_tracks(asset, tracks, track_faces)
     else:
-        _match(asset, [f for f in faces.values() if f.decided_by == Decider.AUTO and not f.dismissed])
+        _match(asset, [f for f in faces.values() if f.decided_by == Decider.AUTO and not f.dismissed], stored)
 
     Face.objects.bulk_update([f for f in faces.values() if f.pk], GEOMETRY_FIELDS, batch_size=500)
     Face.objects.bulk_create([f for f in faces.values() if not f.pk], batch_size=500)
@@ -206,12 +210,14 @@ def _unnamed_clusters(faces) -> set[int]:
     return set(Subject.objects.filter(pk__in=ids, name="").values_list("pk", flat=True))
 
 
-def _match(asset, faces: list[Face]) -> None:
+def _match(asset, faces: list[Face], stored: list[Face]) -> None:
+    """``stored``: the asset's faces as this run found them (locked), which include every face
+    a person named here."""
     if not faces:
         return
     rejected = _rejections(faces)
-    named_here = Face.objects.filter(asset=asset, decided_by=Decider.HUMAN, subject__isnull=False)
-    taken = {(frame_group(frame), subject_id) for frame, subject_id in named_here.values_list("frame_index", "subject_id")}
+    taken = {(frame_group(f.frame_index), f.subject_id) for f in stored
+             if f.decided_by == Decider.HUMAN and f.subject_id is not None}
     unnamed = _unnamed_clusters(faces)
     embeddings = np.stack([np.asarray(f.embedding, dtype=np.float32) for f in faces])
     matches, _ = search.identify(

@@ -87,7 +87,9 @@ def cluster_new_faces(owner_id: int, face_ids: list[int]) -> int:
     """Put the given faces, where they are automatic unknowns, into a person without a name:
     the one most of their close neighbours belong to, or a new one they seed with their
     waiting neighbours. Returns how many faces got a person."""
-    with transaction.atomic():
+    # Inside a caller's transaction (a pipeline's save) no savepoint: an error ends it anyway,
+    # and the owner's lock is held to its end all the same.
+    with transaction.atomic(savepoint=False):
         _lock_owner(owner_id)
         faces = list(
             Face.objects.filter(pk__in=face_ids, owner_id=owner_id, dismissed=False, decided_by=Decider.AUTO,
@@ -120,7 +122,9 @@ def cluster_new_faces(owner_id: int, face_ids: list[int]) -> int:
                 subject_id = Subject.objects.create(owner_id=owner_id, name="").pk
             else:
                 continue
-            Face.objects.filter(pk__in=members).update(subject_id=subject_id, match_distance=None)
+            # Only faces still automatic: a person may have decided about one since it was read.
+            Face.objects.filter(pk__in=members, decided_by=Decider.AUTO).update(subject_id=subject_id,
+                                                                               match_distance=None)
             for member in members:
                 if member in known:
                     asset_id, frame_index, _, _, decided_by = known[member]
@@ -353,14 +357,15 @@ def _name_groups(owner_id, nodes, groups, rejected, result) -> dict[int, int | N
 
 
 def _write(nodes, assignment) -> int:
-    """Only faces whose person changed, a few thousand per statement."""
+    """Only faces whose person changed, a few thousand per statement; and only faces still
+    automatic, since a person may have decided about one while the recluster ran."""
     moves = [(pk, subject_id) for pk, subject_id in assignment.items() if nodes[pk].subject_id != subject_id]
     with connection.cursor() as cursor:
         for start in range(0, len(moves), WRITE_BATCH):
             chunk = moves[start:start + WRITE_BATCH]
             cursor.execute(
                 "UPDATE recognition_face f SET subject_id = m.subject_id, match_distance = NULL "
-                "FROM unnest(%s::bigint[], %s::bigint[]) AS m(id, subject_id) WHERE f.id = m.id",
-                [[pk for pk, _ in chunk], [subject_id for _, subject_id in chunk]],
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS m(id, subject_id) WHERE f.id = m.id AND f.decided_by = %s",
+                [[pk for pk, _ in chunk], [subject_id for _, subject_id in chunk], Decider.AUTO],
             )
     return len(moves)

@@ -194,3 +194,45 @@ def test_nightly_job_queues_one_recluster_per_owner(photos, user, other_user):
     assert jobs.recluster_everyone() == 2
     assert sorted(job.args[0] for job in queue.get_jobs()) == sorted([user.pk, other_user.pk])
     queue.empty()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("run", "last_read"), [("after a job", "_rejections"), ("recluster", "face_neighbours")])
+def test_a_face_named_while_clustering_runs_keeps_its_name(photos, user, monkeypatch, run, last_read, settings,
+                                                           tmp_path):
+    """Clustering reads the waiting faces, then a person names one of them (and commits)
+    before clustering writes: clustering moves only faces still automatic."""
+    import threading
+
+    from django.db import connection
+
+    from recognition import search
+
+    settings.MEDIA_ROOT = tmp_path
+    waiting = photos.face_of(1)
+    new = photos.face_of(1, variation=1)
+    ada = Subject.objects.create(owner=user, name="Ada")
+    where = clustering if last_read == "_rejections" else search
+    original = getattr(where, last_read)
+
+    def name_it():
+        try:
+            corrections.name_face(Face.objects.get(pk=waiting.pk), ada)
+        finally:
+            connection.close()
+
+    def read_then_a_person_decides(*args, **kwargs):
+        found = original(*args, **kwargs)
+        naming = threading.Thread(target=name_it)
+        naming.start()
+        naming.join(timeout=30)
+        return found
+
+    monkeypatch.setattr(where, last_read, read_then_a_person_decides)
+    if run == "recluster":
+        clustering.recluster(user.pk)
+    else:
+        clustering.cluster_new_faces(user.pk, [new.pk])
+
+    named = Face.objects.get(pk=waiting.pk)
+    assert (named.subject_id, named.decided_by) == (ada.pk, "human")

@@ -95,3 +95,46 @@ def test_an_erased_person_is_not_found_again_by_a_rerun(auth_client, faces_dir, 
 
     boxes = [f["box"] for f in faces_of(auth_client, asset["id"])]
     assert len(boxes) == 1 and boxes[0] != face["box"]
+
+
+def test_a_name_given_while_a_rerun_is_being_saved_stands(auth_client, faces_dir, run_jobs, monkeypatch):
+    """The re-run has read the photo's faces and is about to write them back when the person
+    names one: the name is kept (it waits for the run's write and then applies), never
+    overwritten with what the run read before."""
+    import threading
+
+    from django.db import connection
+
+    from recognition import face_results
+
+    asset = uploaded(auth_client, faces_dir / "probes" / "two_people.jpg", run_jobs)
+    obama = person(auth_client, "Obama")
+    face = min(faces_of(auth_client, asset["id"]), key=lambda f: f["box"][0])
+    assert face["decided_by"] == "auto"
+    answers = []
+
+    def name_it():
+        try:
+            answers.append(auth_client.patch(f"/api/v1/faces/{face['id']}/", {"subject": obama["id"]},
+                                             format="json").status_code)
+        finally:
+            connection.close()
+
+    naming = threading.Thread(target=name_it)
+    original = face_results.pair_by_box
+
+    def pair_while_a_person_decides(stored, found):
+        paired = original(stored, found)
+        if not naming.is_alive() and not answers:
+            naming.start()
+            naming.join(timeout=2)  # with the faces locked it waits for this run's commit
+        return paired
+
+    monkeypatch.setattr(face_results, "pair_by_box", pair_while_a_person_decides)
+    rerun(asset["id"], run_jobs)
+    naming.join(timeout=30)
+
+    assert answers == [200]
+    after = auth_client.get(f"/api/v1/faces/{face['id']}/").json()
+    assert after["decided_by"] == "human"
+    assert after["subject"]["id"] == obama["id"]
