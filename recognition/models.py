@@ -142,15 +142,38 @@ class Job(models.Model):
         return job
 
     def advance(self, stage: str, *, progress: int | None = None, error: str = "", error_code: str = "",
-                at: datetime | None = None) -> None:
+                at: datetime | None = None, model_version: str | None = None) -> None:
         """Move to ``stage`` (at ``at``, default now): close the previous stage's timing, save,
-        and publish after commit.
+        and publish after commit. ``model_version``: the models this run uses, saved with the
+        stage its work starts in.
 
         The one place a stage changes, so timings, the row and the event never disagree.
         """
         self._enter(stage, progress=progress, error=error, error_code=error_code, at=at)
-        self.save(update_fields=["stage", "progress", "timings", "error", "error_code", "finished_at", "updated_at"])
+        if model_version is not None:
+            self.model_version = model_version
+        self.save(update_fields=self._advanced_fields(model_version))
         self.publish_on_commit()
+
+    @classmethod
+    def advance_all(cls, jobs: list[Job], stage: str, *, model_version: str | None = None) -> None:
+        """``advance`` for the jobs of a batch together: one UPDATE, an event for each."""
+        if not jobs:
+            return
+        now = timezone.now()
+        for job in jobs:
+            job._enter(stage, at=now)
+            job.updated_at = now  # bulk_update leaves auto_now alone; the recovery sweep reads it
+            if model_version is not None:
+                job.model_version = model_version
+        cls.objects.bulk_update(jobs, cls._advanced_fields(model_version))
+        for job in jobs:
+            job.publish_on_commit()
+
+    @staticmethod
+    def _advanced_fields(model_version: str | None) -> list[str]:
+        fields = ["stage", "progress", "timings", "error", "error_code", "finished_at", "updated_at"]
+        return fields + ["model_version"] * (model_version is not None)
 
     def _enter(self, stage: str, *, progress: int | None = None, error: str = "", error_code: str = "",
                at: datetime | None = None) -> None:

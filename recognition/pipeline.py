@@ -37,6 +37,7 @@ from rq.timeouts import JobTimeoutException
 
 from media import services as media_services
 from recognition import face_results, inference, tagging
+from recognition.engine import FaceEngine
 from recognition.engine.detector import Detections
 from recognition.engine.tracker import SampledFace, Track, scene_cuts, track_faces
 from recognition.models import ImageEmbedding, ImageTag, Job, Stage
@@ -102,8 +103,6 @@ def run_video(job: Job) -> None:
     """One video; raises what went wrong (``jobs.process_asset`` decides what it means)."""
     attempt = job.attempts
     engine = _start(job)
-
-    job.advance(Stage.DETECTING)
     detected = _detect_video(job, engine)
 
     job.advance(Stage.ENHANCING)
@@ -132,10 +131,9 @@ def run_photos(jobs: list[Job]) -> dict[int, Exception | None]:
     attempts = {job.pk: job.attempts for job in jobs}
     engine = inference.face_engine()
     images: dict[int, np.ndarray] = {}
+    Job.advance_all(jobs, Stage.DETECTING, model_version=engine.model_version)
     for job in jobs:
         try:
-            _start(job, engine)
-            job.advance(Stage.DETECTING)
             images[job.pk] = media_services.load_image(job.asset)
         except ENDS_THE_RUN:
             raise
@@ -145,8 +143,7 @@ def run_photos(jobs: list[Job]) -> dict[int, Exception | None]:
 
     live, found = _succeeded(live, _one_by_one_on_failure(engine.detect, [images[job.pk] for job in live]), problems)
     detections = {job.pk: faces for job, faces in zip(live, found)}
-    for job in live:
-        job.advance(Stage.ENHANCING)
+    Job.advance_all(live, Stage.ENHANCING)
 
     def prepare(pairs):
         prepared = engine.prepare([image for image, _ in pairs], [faces for _, faces in pairs])
@@ -160,8 +157,7 @@ def run_photos(jobs: list[Job]) -> dict[int, Exception | None]:
         job.pk: Prepared(chips, quality, _crops(images[job.pk], detections[job.pk]))
         for job, (chips, quality) in zip(live, chipped)
     }
-    for job in live:
-        job.advance(Stage.RECOGNIZING)
+    Job.advance_all(live, Stage.RECOGNIZING)
 
     def embed(chip_sets):
         embeddings, counts = _embed(None, engine, np.concatenate(chip_sets)), np.cumsum([0] + [len(c) for c in chip_sets])
@@ -190,10 +186,10 @@ def run_photos(jobs: list[Job]) -> dict[int, Exception | None]:
     return {job.pk: problems.get(job.pk) for job in jobs}
 
 
-def _start(job: Job, engine=None):
-    engine = engine or inference.face_engine()
-    job.model_version = engine.model_version
-    job.save(update_fields=["model_version", "updated_at"])
+def _start(job: Job) -> FaceEngine:
+    """Into ``detecting``, with the models that will run recorded in the same UPDATE."""
+    engine = inference.face_engine()
+    job.advance(Stage.DETECTING, model_version=engine.model_version)
     return engine
 
 
@@ -389,15 +385,16 @@ def _save_results(job, attempt, found, tracks, frames, tags, image_embedding, mo
             unknown = face_results.store_faces(job, found, model_version, tracks=tracks, frames=frames,
                                                written=written)
             clustering.cluster_new_faces(asset.owner_id, [face.pk for face in unknown])
-            face_results.follow_tracks(asset)
+            if tracks is not None:  # only a video has tracks (appearances) to follow
+                face_results.follow_tracks(asset)
             ImageTag.objects.filter(asset=asset).delete()
             ImageTag.objects.bulk_create(
                 ImageTag(asset=asset, label=label, probability=float(p), rank=rank)
                 for rank, (label, p) in enumerate(tagging.labels_to_keep(tags, has_faces=bool(found)))
             )
-            ImageEmbedding.objects.update_or_create(
-                asset=asset,
-                defaults={"embedding": image_embedding, "model_version": inference.image_tagger().model_id},
+            ImageEmbedding.objects.bulk_create(  # one INSERT … ON CONFLICT (asset) DO UPDATE
+                [ImageEmbedding(asset=asset, embedding=image_embedding, model_version=inference.image_tagger().model_id)],
+                update_conflicts=True, unique_fields=["asset"], update_fields=["embedding", "model_version"],
             )
             job.advance(Stage.COMPLETED)
     except BaseException:

@@ -37,6 +37,10 @@ EXACT_SEARCH_MAX = 20_000
 # HNSW only answers index scans: without them the owner's rows come from a bitmap scan of the
 # btree on owner (the subject join stays a bitmap scan of its primary key).
 _EXACT_SETTINGS = "SET LOCAL enable_indexscan = off"
+# SET LOCAL lasts until the caller's transaction ends (a savepoint's release keeps it): put index
+# scans back, or every later query of a pipeline's save (clustering's neighbour search above all)
+# would scan the owner's faces without HNSW.
+_EXACT_SETTINGS_UNDONE = "SET LOCAL enable_indexscan TO DEFAULT"
 # Clustering asks for few neighbours of very many faces: a smaller candidate list suffices
 # (it still holds more than the k asked for) and costs a third of the page visits.
 _NEIGHBOUR_SETTINGS = f"{_SCAN}; SET LOCAL hnsw.ef_search = 100"
@@ -48,6 +52,12 @@ class Candidate:
     subject_name: str
     distance: float  # best (smallest) distance to any example of the subject
     votes: int  # how many of the k nearest examples belong to the subject
+
+
+def _settings_scope():
+    """A transaction for SET LOCAL: the caller's if there is one (a savepoint would cost two
+    round trips and keep the settings all the same), else its own."""
+    return transaction.atomic(savepoint=False)
 
 
 def default_threshold() -> float:
@@ -79,10 +89,13 @@ def nearest_subjects(owner_id: int, embeddings: np.ndarray, k: int = NEAREST_EXA
     """For each embedding, the owner's subjects among its k nearest examples, best first."""
     if len(embeddings) == 0:
         return []
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_EXACT_SETTINGS if searched_exactly(cursor, owner_id) else _SEARCH_SETTINGS)
+    with _settings_scope(), connection.cursor() as cursor:
+        exactly = searched_exactly(cursor, owner_id)
+        cursor.execute(_EXACT_SETTINGS if exactly else _SEARCH_SETTINGS)
         cursor.execute(_NEAREST_EXAMPLES_SQL, [[vector_literal(e) for e in embeddings], owner_id, k])
         rows = cursor.fetchall()
+        if exactly:
+            cursor.execute(_EXACT_SETTINGS_UNDONE)
     per_face: list[dict[int, Candidate]] = [dict() for _ in range(len(embeddings))]
     for idx, subject_id, name, distance in rows:
         found = per_face[idx - 1]
@@ -163,7 +176,7 @@ def similar_faces(owner_id: int, embedding: np.ndarray, limit: int = 50, max_dis
         queryset = queryset.exclude(pk=exclude_id)
     if max_distance is not None:
         queryset = queryset.filter(distance__lte=max_distance)
-    with transaction.atomic(), connection.cursor() as cursor:
+    with _settings_scope(), connection.cursor() as cursor:
         cursor.execute(_SEARCH_SETTINGS)
         found = list(queryset[:limit])
     # The iterative scan's relaxed order may hand rows back slightly out of order.
@@ -208,7 +221,7 @@ def face_neighbours(owner_id: int, face_ids: Sequence[int], k: int, max_distance
         WHERE q.id = ANY(%s) AND n.distance <= %s
         ORDER BY q.id, n.distance, n.id
     """
-    with transaction.atomic(), connection.cursor() as cursor:
+    with _settings_scope(), connection.cursor() as cursor:
         cursor.execute(_NEIGHBOUR_SETTINGS)
         cursor.execute(sql, [owner_id, k, list(face_ids), max_distance])
         for face_id, other_id, distance in cursor.fetchall():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from recognition import search
 from recognition.models import Face, Subject
@@ -54,3 +54,21 @@ def test_the_owners_person_is_found_behind_nearer_strangers(ada_behind_strangers
     assert [(c.subject_id, c.votes) for c in candidates] == [(ada.pk, 3)]
     assert candidates[0].distance == pytest.approx(0.3, abs=1e-3)
 
+
+
+@pytest.mark.parametrize("exact_max", [search.EXACT_SEARCH_MAX, 2], ids=["exact", "hnsw"])
+def test_an_exact_identification_leaves_index_scans_on_for_the_rest_of_the_transaction(
+        ada_behind_strangers, user, monkeypatch, exact_max):
+    """A pipeline's save identifies and then clusters in one transaction: SET LOCAL outlives
+    the search, and clustering's neighbour search without index scans reads every one of the
+    owner's faces instead of the HNSW index."""
+    monkeypatch.setattr(search, "EXACT_SEARCH_MAX", exact_max)
+    query, ada = ada_behind_strangers
+    with transaction.atomic(), connection.cursor() as cursor:
+        search.nearest_subjects(user.pk, query[None, :])
+        cursor.execute("SHOW enable_indexscan")
+        assert cursor.fetchone()[0] == "on"
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a table this small would be read whole
+        cursor.execute("EXPLAIN SELECT id FROM recognition_face ORDER BY embedding <-> %s::vector LIMIT 5",
+                       [search.vector_literal(query)])
+        assert "face_embedding_hnsw" in " ".join(row[0] for row in cursor.fetchall())

@@ -202,3 +202,36 @@ def test_a_process_without_an_event_loop_sends_its_events_over_the_connections_i
     events.publish(4242, {"job": 41})
     received = [async_to_sync(layer.receive)(channel)["event"]["job"] for _ in range(42)]
     assert received == list(range(42))
+
+
+async def test_a_batch_advanced_together_saves_and_streams_every_job(user, settings, tmp_path):
+    """``Job.advance_all``: one UPDATE for a batch's jobs, and each job's row, timing, model
+    version, ``updated_at`` (the recovery sweep's clock) and event as ``advance`` gives them."""
+    settings.MEDIA_ROOT = tmp_path
+
+    def queued_jobs():
+        jobs = []
+        for n in range(3):
+            job = make_job(user)
+            Asset.objects.filter(pk=job.asset_id).update(sha256=f"{user.pk:032d}{n:032d}")
+            job.advance(Stage.QUEUED)
+            jobs.append(job)
+        return jobs
+
+    jobs = await sync_to_async(queued_jobs)()
+    before = {job.pk: job.updated_at for job in jobs}
+    communicator, connected, _ = await connect("/ws/jobs/", user)
+    assert connected
+    for _ in jobs:  # current states first
+        await communicator.receive_json_from(timeout=5)
+
+    await sync_to_async(Job.advance_all)(jobs, Stage.DETECTING, model_version="models-v1")
+
+    received = [await communicator.receive_json_from(timeout=5) for _ in jobs]
+    assert sorted((e["job"], e["stage"]) for e in received) == sorted((j.pk, "detecting") for j in jobs)
+    rows = await sync_to_async(lambda: list(Job.objects.filter(pk__in=[j.pk for j in jobs])))()
+    for row in rows:
+        assert (row.stage, row.model_version) == ("detecting", "models-v1")
+        assert row.updated_at > before[row.pk]
+        assert "ended_at" in row.timings["queued"] and "started_at" in row.timings["detecting"]
+    await communicator.disconnect()
