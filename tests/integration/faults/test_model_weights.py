@@ -8,10 +8,14 @@ for a broken installation: one without the MTCNN files, one whose files are not 
 
 from __future__ import annotations
 
+import json
 import sys
 
+import django_rq
+import psutil
 import pytest
 
+from recognition.worker import MODEL_WORKER_KEY, model_worker_keys
 from tests.integration.faults.conftest import start_worker, wait_for
 from tests.servers import log_tail, start_process, stop_process
 
@@ -47,22 +51,45 @@ def test_a_worker_without_its_weights_refuses_to_start_and_says_what_to_install(
     assert "Listening on" not in log  # it never took a job
 
 
+def _announced() -> list[dict]:
+    """What the model workers wrote in Redis: /readyz must report exactly these."""
+    connection = django_rq.get_connection("inference")
+    keys = model_worker_keys(connection)
+    return [json.loads(value) for value in connection.mget(keys) if value] if keys else []
+
+
+def _forget_dead_workers() -> None:
+    """A worker an earlier test killed outright (SIGKILL, no goodbye) leaves its key for the
+    key's TTL; it is no worker of this test's."""
+    connection = django_rq.get_connection("inference")
+    for worker in _announced():
+        if not psutil.pid_exists(worker["pid"]):
+            connection.delete(MODEL_WORKER_KEY.format(name=worker["name"]))
+
+
 def test_readyz_reports_workers_with_models_without_failing_when_there_are_none(client):
     def workers():
         response = client.get("/readyz")
         assert response.status_code == 200  # web-only, the site still serves
         return response.json()["workers"]
 
-    before = workers()["count"]
+    _forget_dead_workers()
     process = start_worker("inference")
     try:
-        serving = wait_for(lambda: (w := workers())["count"] > before and w, 30, "the worker in /readyz")
-        assert serving["ok"] and serving["count"] == before + 1
+        wait_for(lambda: any(w["pid"] == process.pid for w in _announced()), 30, "the worker's announcement")
+        others = [w for w in _announced() if w["pid"] != process.pid]
+        serving = workers()
+        # Counted, not compared with a count taken earlier: another test's worker may still be
+        # loading its models and announce itself at any moment.
+        assert serving["ok"] and serving["count"] == len(others) + 1, (serving, others)
         assert serving["queues"]["inference"] >= 1
     finally:
         stop_process(process)
     # Gone at once as a rule (the worker deletes its key as it stops); a few seconds of slack,
     # far under the key's TTL, keep a busy machine from failing the test.
-    after = wait_for(lambda: (w := workers())["count"] == before and w, 5, "the stopped worker to leave /readyz")
-    if before == 0:
+    wait_for(lambda: not any(w["pid"] == process.pid for w in _announced()), 5, "the stopped worker to leave /readyz")
+    remaining = _announced()
+    after = workers()
+    assert after["count"] == len(remaining), (after, remaining)
+    if not remaining:
         assert after["ok"] is False and "no worker with models" in after["error"]
