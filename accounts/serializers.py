@@ -10,9 +10,10 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.forms import DUPLICATE_EMAIL_MESSAGE, clean_new_email
 from accounts.models import User
+from config.api import ModelSerializer
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(ModelSerializer):
     """The current user as the API shows it; only ``display_name`` can be changed."""
 
     class Meta:
@@ -21,7 +22,7 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = ("id", "email", "is_staff", "date_joined")
 
 
-class RegisterSerializer(serializers.ModelSerializer):
+class RegisterSerializer(ModelSerializer):
     password = serializers.CharField(write_only=True, style={"input_type": "password"}, trim_whitespace=False)
 
     class Meta:

@@ -1,4 +1,4 @@
-"""API-wide pieces: the JSON error format, and what an outage becomes.
+"""API-wide pieces: the JSON error format, what an outage becomes, and the serializers' base.
 
 ``as_refusal`` is the one place that says which failures of the outside world are refusals
 rather than bugs (the database not answering → 503); the DRF exception handler and
@@ -7,10 +7,13 @@ rather than bugs (the database not answering → 503); the DRF exception handler
 
 from __future__ import annotations
 
+import copy
+
 from django.contrib.auth.models import AnonymousUser
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.shortcuts import render
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -29,6 +32,23 @@ def as_refusal(exc: BaseException) -> Refusal | None:
     if isinstance(exc, (OperationalError, InterfaceError)):
         return Unavailable(DATABASE_UNAVAILABLE)
     return None
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    """DRF's ModelSerializer, reading its model once per class instead of once per instance.
+
+    DRF works out every model field's serializer field for each serializer it creates (an
+    upload's answer creates three: 0.5 ms of CPU for the asset's alone); here that is done once
+    and each instance gets a deep copy, which is how DRF already hands out declared fields.
+    Meta must not depend on the request, as it does not with plain ModelSerializers.
+    """
+
+    def get_fields(self):
+        built = type(self).__dict__.get("_fields_built_once")
+        if built is None:
+            built = super().get_fields()
+            type(self)._fields_built_once = built  # on this class only: subclasses build their own
+        return copy.deepcopy(built)
 
 
 class RefusalMiddleware:

@@ -208,7 +208,7 @@ RQ = {"COMMIT_MODE": "auto"}
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "config.cache.SharedClientRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "sightline",
     }

@@ -86,7 +86,9 @@ def as_new_with_latest_job(asset: Asset, job: Job) -> Asset:
     ``job`` its only job), from the rows in hand instead of three more queries."""
     asset.face_count = 0
     setattr(asset, LATEST_JOBS_ATTR, [job])
-    models.prefetch_related_objects([asset], models.Prefetch("tags", queryset=ImageTag.objects.none()))
+    # What prefetch_related_objects leaves for an empty prefetch of the tags (DRF, too, reads
+    # and clears this cache), without its 0.7 ms of CPU in every upload.
+    asset._prefetched_objects_cache = {ImageTag.asset.field.remote_field.cache_name: ImageTag.objects.none()}
     return asset
 
 

@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api import ModelSerializer
 from config.refusals import NotFound
 from media.models import Asset
 from recognition.models import Appearance, Decider, Face, ImageTag, Job, Subject, latest_job
@@ -32,7 +33,7 @@ def crop_url(request, face_id: int | None) -> str | None:
 # --- jobs ----------------------------------------------------------------------------------
 
 
-class JobSerializer(serializers.ModelSerializer):
+class JobSerializer(ModelSerializer):
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -46,7 +47,7 @@ class JobSerializer(serializers.ModelSerializer):
         return absolute(self.context.get("request"), reverse("job-detail", args=[job.pk]))
 
 
-class JobStateSerializer(serializers.ModelSerializer):
+class JobStateSerializer(ModelSerializer):
     """An asset's latest job, in short."""
 
     class Meta:
@@ -58,13 +59,13 @@ class JobStateSerializer(serializers.ModelSerializer):
 # --- assets --------------------------------------------------------------------------------
 
 
-class TagSerializer(serializers.ModelSerializer):
+class TagSerializer(ModelSerializer):
     class Meta:
         model = ImageTag
         fields = ("label", "probability")
 
 
-class AssetSerializer(serializers.ModelSerializer):
+class AssetSerializer(ModelSerializer):
     latest_job = serializers.SerializerMethodField()
     face_count = serializers.IntegerField(read_only=True)
     tags = TagSerializer(many=True, read_only=True)
@@ -110,14 +111,14 @@ class UploadResponseSerializer(serializers.Serializer):
 # --- subjects and faces --------------------------------------------------------------------
 
 
-class SubjectRefSerializer(serializers.ModelSerializer):
+class SubjectRefSerializer(ModelSerializer):
     class Meta:
         model = Subject
         fields = ("id", "name", "is_named")
         read_only_fields = fields
 
 
-class SubjectSerializer(serializers.ModelSerializer):
+class SubjectSerializer(ModelSerializer):
     """A person: named, or a cluster of unknown faces (``is_named`` false, ``name`` empty)."""
 
     face_count = serializers.IntegerField(read_only=True, default=0)
@@ -187,7 +188,7 @@ class MergeResultSerializer(serializers.Serializer):
     faces_left_unknown = serializers.IntegerField(help_text='Faces that had said "not this person" to the target.')
 
 
-class FaceSerializer(serializers.ModelSerializer):
+class FaceSerializer(ModelSerializer):
     subject = SubjectRefSerializer(read_only=True, allow_null=True)
     crop_url = serializers.SerializerMethodField()
     used_for_matching = serializers.BooleanField(source="is_example", read_only=True)
@@ -413,7 +414,7 @@ class SimilarAssetSerializer(serializers.Serializer):
 # --- appearances ---------------------------------------------------------------------------
 
 
-class AppearanceSerializer(serializers.ModelSerializer):
+class AppearanceSerializer(ModelSerializer):
     """One person's track through one video."""
 
     subject = SubjectRefSerializer(source="best_face.subject", read_only=True, allow_null=True)
