@@ -1,5 +1,5 @@
-"""The library: a user's photos and videos, filtered by person, tag, upload date, kind and
-"has unknown faces". The form parses the GET parameters; ``search`` turns them into one
+"""The library: a user's photos and videos, filtered by part of the file name, person, tag,
+upload date, kind and "has unknown faces". The form parses the GET parameters; ``search`` turns them into one
 owner-scoped queryset (each filter an EXISTS on faces or tags, so an asset is listed once).
 
 An *unknown face* is a face shown (not dismissed as "not a face") that belongs to nobody or to
@@ -27,6 +27,10 @@ class DateInput(forms.DateInput):
 
 
 class LibraryFilterForm(forms.Form):
+    # The name as stored (sanitised at upload), matched anywhere and in any case; % and _ are
+    # plain characters here, not wildcards.
+    name = forms.CharField(required=False, max_length=255, label="File name", widget=forms.TextInput(
+        attrs={"type": "search", "placeholder": "Part of a name", "autocomplete": "off"}))
     person = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Person")
     tag = forms.ChoiceField(required=False, label="Tag")
     since = forms.DateField(required=False, label="Uploaded from", widget=DateInput)
@@ -88,6 +92,8 @@ def search(user, filters: dict) -> QuerySet:
     """The user's assets matching ``filters`` (a valid form's ``cleaned_data``), newest first,
     with ``face_count`` and their latest job (``with_latest_job``)."""
     assets = pages.assets_with_latest_job(user)
+    if filters.get("name"):
+        assets = assets.filter(original_name__icontains=filters["name"])
     if filters.get("person") is not None:
         assets = assets.filter(Exists(Face.objects.filter(asset=OuterRef("pk"), subject_id=filters["person"],
                                                           dismissed=False)))

@@ -29,6 +29,8 @@ from recognition.api.common import (
 
 
 class AssetFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(field_name="original_name", lookup_expr="icontains", max_length=255,
+                                     label="File names containing this text, in any case.")
     kind = django_filters.ChoiceFilter(choices=Asset.Kind.choices)
     created_after = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte",
                                               label="Created on or after this date (YYYY-MM-DD).")
@@ -38,7 +40,7 @@ class AssetFilter(django_filters.FilterSet):
 
     class Meta:
         model = Asset
-        fields = ["kind", "created_after", "created_before", "subject"]
+        fields = ["name", "kind", "created_after", "created_before", "subject"]
 
     def filter_subject(self, queryset, name, value):
         return queryset.filter(Exists(Face.objects.filter(asset=OuterRef("pk"), subject_id=value)))

@@ -36,6 +36,12 @@ def test_library_similar_photos_duplicates_and_a_face_everywhere(page, faces_dir
     page.get_by_role("button", name="Search").click()
     expect(names).to_have_count(4)  # nobody is named yet: every face is unknown
     expect(page.get_by_role("heading", name="4 found")).to_be_visible()
+    page.get_by_label("File name").fill("1080P")
+    page.get_by_label("File name").press("Enter")
+    expect(names).to_have_text(["obama-1080p.jpg"])
+    expect(page.get_by_label("File name")).to_have_value("1080P")  # the filters stay as given
+    page.get_by_role("link", name="Clear").click()
+    expect(names).to_have_count(4)
 
     # The same shot at two resolutions: each is the other's nearest photo, and a near-duplicate.
     page.get_by_role("link", name="obama-720p.jpg").click()

@@ -90,6 +90,22 @@ def test_list_filters_orders_and_counts_without_a_query_per_row(auth_client, use
     assert [row["original_name"] for row in recent["results"]] == ["clip.mp4", "p1.jpg", "p2.jpg"]
 
 
+def test_assets_are_found_by_part_of_their_name_among_the_users_own(auth_client, user, other_user):
+    for seed, name in enumerate(["Beach 2024.jpg", "beach-party.png", "office.jpg"]):
+        stored_asset(user, jpeg_bytes(seed=seed), name)
+    stored_asset(other_user, jpeg_bytes(seed=9), "their beach.jpg")
+
+    def names(**params):
+        response = auth_client.get(ASSETS, {"ordering": "original_name", **params})
+        assert response.status_code == 200, response.json()
+        return [row["original_name"] for row in response.json()["results"]]
+
+    assert names(name="BEACH") == ["Beach 2024.jpg", "beach-party.png"]
+    assert names(name="beach", kind="image") == ["Beach 2024.jpg", "beach-party.png"]
+    assert names(name="%") == [] and names(name="their") == []
+    assert auth_client.get(ASSETS, {"name": "x" * 256}).status_code == 400
+
+
 def test_the_original_and_the_thumbnail_stream_with_the_sanitised_name(auth_client, user):
     data = jpeg_bytes()
     asset = stored_asset(user, data, "../../holiday\u202e.jpg")

@@ -66,6 +66,12 @@ def shelf(user, other_user):
     ({"kind": "video"}, ["clip.mp4"]),
     ({"kind": "image", "tag": "seashore"}, ["beach.jpg"]),
     ({"unknown": "on"}, ["clip.mp4", "party.jpg"]),
+    ({"name": "PAR"}, ["party.jpg"]),
+    ({"name": "  beach "}, ["beach.jpg"]),
+    ({"name": ".jpg", "tag": "seashore"}, ["beach.jpg"]),
+    ({"name": "theirs"}, []),  # another user's file of that name
+    ({"name": "%"}, []),  # a character, not a wildcard
+    ({"name": "_"}, []),
 ])
 def test_filters_find_the_users_own_assets(params, names, shelf, user):
     html = logged_in(user).get("/library/", params).content.decode()
@@ -127,6 +133,12 @@ def test_an_inverted_period_is_explained(user):
     response = logged_in(user).get("/library/", {"since": "2026-04-09", "until": "2026-04-01"})
     assert response.status_code == 400
     assert "must be on or before" in response.content.decode()
+
+
+def test_a_file_name_too_long_to_exist_is_explained(user):
+    response = logged_in(user).get("/library/", {"name": "x" * 256})
+    assert response.status_code == 400
+    assert "at most 255 characters" in response.content.decode()
 
 
 def test_anonymous_visitors_log_in_first(client):
