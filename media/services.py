@@ -77,7 +77,7 @@ def ingest_upload(owner, uploaded_file: BinaryIO, original_name: str | None = No
     if existing:
         return IngestResult(existing, created=False)
 
-    probed = probe_file(uploaded_file, size)
+    probed = probe_file(uploaded_file, size, preview_side=THUMBNAIL_SIDE)  # the preview is for the thumbnail
     asset = Asset(
         owner=owner,
         kind=probed.kind,

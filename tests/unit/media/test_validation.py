@@ -61,6 +61,47 @@ def test_exif_orientation_swaps_dimensions_and_rotates_pixels():
     assert_color(array[55, 20], samples.BLUE, tolerance=40)
 
 
+def big_photo(width: int, height: int, orientation: int | None = None) -> bytes:
+    """Red left half, blue right half, as stored; noise so it is not one flat block."""
+    rng = np.random.default_rng(0)
+    array = rng.integers(0, 40, (height, width, 3), dtype=np.uint8)
+    array[:, : width // 2, 0] += 200
+    array[:, width // 2 :, 2] += 200
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    return samples.image_bytes(Image.fromarray(array), "JPEG", exif=exif, quality=90)
+
+
+@pytest.mark.parametrize("stored, orientation, shown", [
+    ((2000, 1500), None, (2000, 1500)),
+    ((2000, 1500), 6, (1500, 2000)),
+    ((1600, 1599), 6, (1599, 1600)),  # decoded at 1/4 it is 400×400: the tag tells the turn
+    ((1600, 1599), None, (1600, 1599)),
+])
+def test_a_preview_for_a_thumbnail_is_decoded_small_and_the_dimensions_stay_the_files(stored, orientation, shown):
+    data = big_photo(*stored, orientation)
+    probed = probe_file(io.BytesIO(data), len(data), preview_side=320)
+    assert (probed.width, probed.height) == shown
+    preview = pixels(probed)
+    assert 320 <= min(preview.shape[:2]) and max(preview.shape[:2]) <= max(shown) // 2
+    if preview.shape[0] != preview.shape[1]:
+        assert (preview.shape[1] > preview.shape[0]) == (shown[0] > shown[1])  # upright, as shown
+    # The stored left half (red) is shown on the left, or on top once turned (orientation 6).
+    left_or_top = preview[preview.shape[0] // 2, 4] if orientation is None else preview[4, preview.shape[1] // 2]
+    assert_color(left_or_top, samples.RED, tolerance=60)
+    full = probe(data)  # without a preview size: every pixel, the same answer
+    assert (full.width, full.height) == shown and pixels(full).shape[:2] == shown[::-1]
+
+
+def test_a_photo_cut_short_is_refused_also_when_decoded_small():
+    data = big_photo(2000, 1500)
+    cut = data[: len(data) * 2 // 3]
+    with pytest.raises(RejectedUpload) as caught:
+        probe_file(io.BytesIO(cut), len(cut), preview_side=320)
+    assert (caught.value.code, caught.value.status) == ("corrupt", 400)
+
+
 def test_camera_multi_picture_jpeg_is_a_jpeg():
     data = samples.image_bytes(samples.solid(), "MPO", save_all=True, append_images=[samples.solid(samples.BLUE)])
     probed = probe(data)
