@@ -96,19 +96,24 @@ class ImageTagger:
         return tags, embeddings
 
     def _preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """Resize (antialiased bilinear), centre-crop and normalise on the device."""
+        """Resize (antialiased bilinear), centre-crop and normalise on the device, as torchvision's
+        v2 transforms do: on the CPU the resize runs on the uint8 pixels (5 ms for a 2000×1428
+        photo, against 58 ms converting it to float first; v1's float resize differs by at most
+        one level); CUDA has no uint8 kernel for it, and resizes in float, rounded back."""
         crops = []
         for image in images:
             # torch wants writable memory; decoded images (np.asarray(PIL)) are often read-only.
             x = torch.from_numpy(np.require(image, requirements=["C", "W"])).to(self.device, non_blocking=True)
-            x = x.permute(2, 0, 1).unsqueeze(0).float()
+            x = x.permute(2, 0, 1).unsqueeze(0)  # HWC memory seen as NCHW: channels-last, uint8
+            if x.device.type != "cpu":
+                x = x.float()
             height, width = _resized_crop_size(image.shape[0], image.shape[1])
             x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
             top = int(round((height - CROP_TO) / 2.0))
             left = int(round((width - CROP_TO) / 2.0))
             crops.append(x[:, :, top : top + CROP_TO, left : left + CROP_TO])
-        # torchvision's uint8 pipeline rounds and clamps the resized pixels; so do we.
-        batch = torch.cat(crops).round_().clamp_(0, 255)
+        batch = torch.cat(crops)
+        batch = batch.float() if batch.dtype == torch.uint8 else batch.round_().clamp_(0, 255)
         return ((batch - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
 
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from torchvision.models import MobileNet_V2_Weights
+from torchvision.transforms import v2
 
 from recognition.engine import weights
 from recognition.engine.tagger import CATEGORIES, EMBEDDING_SIZE, MODEL_ID, ImageTagger
@@ -71,10 +72,19 @@ def test_batching_does_not_change_results(tagger, images):
 
 
 def test_preprocessing_matches_torchvision_transforms(tagger, images):
-    transform = MobileNet_V2_Weights.IMAGENET1K_V1.transforms()
-    reference = torch.stack([transform(torch.from_numpy(im).permute(2, 0, 1)) for im in images[:3]])
+    """torchvision's v2 transforms exactly (they resize uint8 pixels as uint8), and the weights'
+    own v1 preset (which resizes in float) within one level of a pixel."""
+    preset = MobileNet_V2_Weights.IMAGENET1K_V1.transforms()
+    v2_preset = v2.Compose([
+        v2.Resize(preset.resize_size, interpolation=preset.interpolation, antialias=True),
+        v2.CenterCrop(preset.crop_size), v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(preset.mean, preset.std),
+    ])
+    pixels = [torch.from_numpy(im).permute(2, 0, 1) for im in images[:3]]
     ours = tagger._preprocess(images[:3]).contiguous()
-    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours, torch.stack([v2_preset(x) for x in pixels]), atol=1e-5, rtol=0)
+    one_level = 1 / 255 / min(preset.std)
+    torch.testing.assert_close(ours, torch.stack([preset(x) for x in pixels]), atol=one_level + 1e-5, rtol=0)
 
 
 def test_empty_and_bad_input(tagger):
