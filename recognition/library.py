@@ -1,6 +1,7 @@
 """The library: a user's photos and videos, filtered by part of the file name, person, tag,
-upload date, kind and "has unknown faces". The form parses the GET parameters; ``search`` turns them into one
-owner-scoped queryset (each filter an EXISTS on faces or tags, so an asset is listed once).
+upload date, kind and "has unknown faces". The form parses the GET parameters; ``search`` turns
+them into one owner-scoped queryset (each filter an EXISTS on faces or tags, so an asset is
+listed once).
 
 An *unknown face* is a face shown (not dismissed as "not a face") that belongs to nobody or to
 a person without a name, as in the reports.
