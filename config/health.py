@@ -10,7 +10,6 @@ balancer. Alert on ``workers.ok`` being false instead.
 
 from __future__ import annotations
 
-import json
 import time
 
 import redis
@@ -64,19 +63,19 @@ CHECKS = {"database": _check_database, "migrations": _check_migrations, "redis":
 
 def _model_workers() -> dict:
     """Workers with their models loaded, from the keys they refresh with every heartbeat."""
-    from recognition.worker import model_worker_keys
+    from recognition.worker import announced_model_workers
 
     try:
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-        values = [v for v in client.mget(keys) if v] if (keys := model_worker_keys(client)) else []
+        workers = announced_model_workers(client)
     except (redis.RedisError, OSError) as exc:
         return {"ok": False, "count": 0, "error": f"workers unknown: redis unreachable ({exc.__class__.__name__})"}
     queues: dict[str, int] = {}
-    for value in values:
-        for queue in json.loads(value).get("queues", []):
+    for worker in workers:
+        for queue in worker.get("queues", []):
             queues[queue] = queues.get(queue, 0) + 1
-    report = {"ok": bool(values), "count": len(values), "queues": queues}
-    if not values:
+    report = {"ok": bool(workers), "count": len(workers), "queues": queues}
+    if not workers:
         report["error"] = "no worker with models is serving: uploads stay queued until one starts"
     return report
 

@@ -40,6 +40,13 @@ def model_worker_keys(connection) -> list[bytes]:
     return list(connection.scan_iter(match=MODEL_WORKER_KEY.format(name="*"), count=1000))
 
 
+def announced_model_workers(connection) -> list[dict]:
+    """What the workers with their models loaded say of themselves (name, pid, queues, models),
+    from the keys they refresh with every heartbeat."""
+    keys = model_worker_keys(connection)
+    return [json.loads(value) for value in connection.mget(keys) if value] if keys else []
+
+
 class SightlineWorker(SimpleWorker):
     def __init__(self, *args, **kwargs):
         # The idle loop wakes every dequeue timeout (worker_ttl - 15 s) to heartbeat and run

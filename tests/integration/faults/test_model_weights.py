@@ -8,14 +8,13 @@ for a broken installation: one without the MTCNN files, one whose files are not 
 
 from __future__ import annotations
 
-import json
 import sys
 
 import django_rq
 import psutil
 import pytest
 
-from recognition.worker import MODEL_WORKER_KEY, model_worker_keys
+from recognition.worker import MODEL_WORKER_KEY, announced_model_workers
 from tests.integration.faults.conftest import start_worker, wait_for
 from tests.servers import log_tail, start_process, stop_process
 
@@ -53,9 +52,7 @@ def test_a_worker_without_its_weights_refuses_to_start_and_says_what_to_install(
 
 def _announced() -> list[dict]:
     """What the model workers wrote in Redis: /readyz must report exactly these."""
-    connection = django_rq.get_connection("inference")
-    keys = model_worker_keys(connection)
-    return [json.loads(value) for value in connection.mget(keys) if value] if keys else []
+    return announced_model_workers(django_rq.get_connection("inference"))
 
 
 def _forget_dead_workers() -> None:
