@@ -13,6 +13,7 @@
 | ``SIGHTLINE_DB_POOL`` | ``0``: a persistent connection per thread (``manage.py serve`` gives its web processes ``8``) | PostgreSQL connections pooled per process; set it for web (ASGI) processes |
 | ``SIGHTLINE_DEVICE`` | ``auto`` | inference device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (``manage.py serve`` pins each inference worker to a GPU itself) |
 | ``SIGHTLINE_TORCH_THREADS`` | ``manage.py serve`` splits the cores (docs/DEPLOYMENT.md); elsewhere every core | torch intra-op threads of each process that runs models |
+| ``SIGHTLINE_CPU_KEEP_FREED_MB`` | ``1024`` | freed memory a model process keeps for reuse (glibc), instead of faulting big tensors' pages in again for every photo; ``0``: glibc's default |
 | ``SIGHTLINE_INFERENCE_WORKERS`` | one per GPU; on CPU one per core, as many as half the memory holds at 1 GiB each | inference workers ``manage.py serve`` starts |
 | ``SIGHTLINE_WEB_PROCESSES`` | one per core | web (Daphne) processes ``manage.py serve`` starts behind its one port |
 | ``SIGHTLINE_MAX_UPLOAD_MB`` | ``50`` | largest image upload |

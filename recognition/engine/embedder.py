@@ -241,7 +241,7 @@ class FaceEmbedder:
             raise ValueError("fp16 descriptors are only supported on CUDA devices")
         self.fp16 = fp16
         if self.device.type == "cpu":
-            device_mod.configure_cpu_threads()
+            device_mod.configure_cpu()
         model = load_cpu_model()
         if self.device.type != "cpu" or fp16:
             model = DlibResNet().eval().requires_grad_(False)

@@ -17,7 +17,7 @@ import torch
 
 from . import align, enhance
 from .detector import DetectorConfig, Detections, MTCNNDetector, validate_image
-from .device import configure_cpu_threads, resolve_device, use_fp16
+from .device import configure_cpu, resolve_device, use_fp16
 from .embedder import MODEL_ID, FaceEmbedder
 
 FP16_TOLERANCE = 1e-3  # max descriptor distance fp16 may add over fp32 (match threshold 0.6)
@@ -76,7 +76,7 @@ class FaceEngine:
                  enhancement: enhance.EnhanceConfig | None = None) -> None:
         self.device = resolve_device(None if device is None else str(device))
         if self.device.type == "cpu":
-            configure_cpu_threads()
+            configure_cpu()
         self.enhancement = enhancement or DEFAULT_ENHANCEMENT
         config = detector_config or DetectorConfig()
         if self.enhancement.upscale_below and not config.upscale_below:

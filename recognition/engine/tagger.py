@@ -51,7 +51,7 @@ class ImageTagger:
     def __init__(self, device: torch.device | str | None = None):
         self.device = device_mod.resolve_device(None if device is None else str(device))
         if self.device.type == "cpu":
-            device_mod.configure_cpu_threads()
+            device_mod.configure_cpu()
         model = mobilenet_v2(weights=None)
         model.load_state_dict(_load_state_dict())
         self.model = model.eval().requires_grad_(False).to(self.device, memory_format=torch.channels_last)

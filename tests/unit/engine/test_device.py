@@ -1,5 +1,12 @@
 """Device selection reads the environment once and refuses impossible requests."""
 
+import platform
+import resource
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -53,14 +60,51 @@ def test_fp16_on_cuda_follows_check_and_env(monkeypatch):
     assert called == []  # the (expensive) check is not even run when disabled
 
 
-def test_configure_cpu_threads_is_idempotent(monkeypatch):
-    monkeypatch.setattr(device_mod, "_threads_configured", False)
+def test_configure_cpu_is_idempotent(monkeypatch):
+    monkeypatch.setattr(device_mod, "_cpu_configured", False)
     before = torch.get_num_threads()
     try:
         monkeypatch.setenv("SIGHTLINE_TORCH_THREADS", "1")
-        assert device_mod.configure_cpu_threads() == 1
+        assert device_mod.configure_cpu() == 1
         assert torch.get_num_threads() == 1
         monkeypatch.setenv("SIGHTLINE_TORCH_THREADS", "2")
-        assert device_mod.configure_cpu_threads() == 1  # second call changes nothing
+        assert device_mod.configure_cpu() == 1  # second call changes nothing
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
+def test_freed_tensor_memory_is_reused_instead_of_faulted_in_again():
+    # In a process of its own: the allocator's settings are process-wide and one-way.
+    script = textwrap.dedent("""
+        import resource, torch
+        from recognition.engine import device
+
+        def faults_of_a_64_mb_tensor():
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            torch.ones(16 * 2**20)  # filled, then freed
+            return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+        faults_of_a_64_mb_tensor()
+        default = faults_of_a_64_mb_tensor()
+        configured = device.keep_freed_memory(256 * 2**20)
+        faults_of_a_64_mb_tensor()
+        print(default, configured, faults_of_a_64_mb_tensor())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[3]).stdout.split()
+    default, configured, kept = int(out[0]), out[1] == "True", int(out[2])
+    pages = 64 * 2**20 // resource.getpagesize()
+    assert default >= pages // 2, "glibc's default: the freed tensor went back to the OS, its pages fault in again"
+    assert configured and kept < pages // 20, f"{kept} page faults for a tensor the size of freed memory"
+
+
+@pytest.mark.parametrize("raw", ["-1", "2048", "lots"])
+def test_keep_freed_memory_setting_is_checked(monkeypatch, raw):
+    monkeypatch.setenv("SIGHTLINE_CPU_KEEP_FREED_MB", raw)
+    with pytest.raises(DeviceError, match="SIGHTLINE_CPU_KEEP_FREED_MB"):
+        device_mod._keep_freed_bytes()
+
+
+def test_keep_freed_memory_zero_changes_nothing():
+    assert device_mod.keep_freed_memory(0) is False
