@@ -103,7 +103,9 @@ def keep_freed_memory(limit_bytes: int) -> bool:
     tensors fault every page in again and the kernel zeroes each one: about half of P-Net's
     time on a 1600×1200 photo, one thread (docs/BENCHMARKS.md). Served from the heap instead and kept there,
     the same pages are reused. The price: the process stays at its peak size, up to
-    ``limit_bytes`` above what it uses. Returns False where the C library has no ``mallopt``
+    ``limit_bytes`` above what it uses, and a few tensors more while the heap settles (glibc
+    2.36's memalign cannot reuse a freed chunk of exactly the aligned size torch asks for until
+    freed neighbours coalesce). Returns False where the C library has no ``mallopt``
     (not glibc) or refuses, and changes nothing there; 0 changes nothing either.
     """
     if limit_bytes <= 0:

@@ -75,7 +75,10 @@ def test_configure_cpu_is_idempotent(monkeypatch):
 
 @pytest.mark.skipif(sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
 def test_freed_tensor_memory_is_reused_instead_of_faulted_in_again():
-    # In a process of its own: the allocator's settings are process-wide and one-way.
+    # In a process of its own: the allocator's settings are process-wide and one-way. glibc 2.36's
+    # memalign (torch aligns to 64 bytes) cannot reuse a freed chunk of exactly the size asked for,
+    # so the heap first grows by a few tensors until freed neighbours coalesce (2 to 7 rounds
+    # measured); from then on the same pages serve every round. The test checks that steady state.
     script = textwrap.dedent("""
         import resource, torch
         from recognition.engine import device
@@ -85,11 +88,10 @@ def test_freed_tensor_memory_is_reused_instead_of_faulted_in_again():
             torch.ones(16 * 2**20)  # filled, then freed
             return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
-        faults_of_a_64_mb_tensor()
-        default = faults_of_a_64_mb_tensor()
+        default = [faults_of_a_64_mb_tensor() for _ in range(4)]
         configured = device.keep_freed_memory(256 * 2**20)
-        faults_of_a_64_mb_tensor()
-        print(default, configured, faults_of_a_64_mb_tensor())
+        kept = [faults_of_a_64_mb_tensor() for _ in range(16)]
+        print(min(default), configured, max(kept[-6:]))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[3]).stdout.split()
