@@ -33,6 +33,7 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
 
+from config.db import update_rows
 from media import services as media_services
 from recognition import search
 from recognition.models import (
@@ -120,7 +121,7 @@ def store_faces(job, found: list, model_version: str, tracks=None, frames=None, 
     else:
         _match(asset, [f for f in faces.values() if f.decided_by == Decider.AUTO and not f.dismissed], stored)
 
-    Face.objects.bulk_update([f for f in faces.values() if f.pk], GEOMETRY_FIELDS, batch_size=500)
+    update_rows([f for f in faces.values() if f.pk], GEOMETRY_FIELDS)
     Face.objects.bulk_create([f for f in faces.values() if not f.pk], batch_size=500)
     _write_crops(faces, found, written)
     transaction.on_commit(lambda: delete_files(list(old_crops.values())))
@@ -144,7 +145,7 @@ def _write_crops(faces: dict, found: list, written: list) -> None:
             written.append(face.crop.name)
         else:
             face.crop = ""
-    Face.objects.bulk_update(list(faces.values()), ["crop"], batch_size=500)
+    update_rows(list(faces.values()), ["crop"])
 
 
 def _write_appearances(job, tracks, track_faces, frames: dict, written: list) -> list[Face]:

@@ -12,6 +12,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from pgvector.django import HnswIndex, VectorField
 
+from config.db import update_rows
 from media.models import Asset
 from recognition import tagging
 
@@ -165,10 +166,10 @@ class Job(models.Model):
         now = timezone.now()
         for job in jobs:
             job._enter(stage, at=now)
-            job.updated_at = now  # bulk_update leaves auto_now alone; the recovery sweep reads it
+            job.updated_at = now  # an UPDATE leaves auto_now alone; the recovery sweep reads it
             if model_version is not None:
                 job.model_version = model_version
-        cls.objects.bulk_update(jobs, cls._advanced_fields(model_version))
+        update_rows(jobs, cls._advanced_fields(model_version))
         for job in jobs:
             job.publish_on_commit()
 

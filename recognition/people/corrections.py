@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from config.db import update_rows
 from config.refusals import Refusal
 from recognition import search
 from recognition.models import Decider, ErasedFace, Face, FaceRejection, Subject
@@ -83,7 +84,7 @@ def _confirm(faces: list[Face], subject: Subject, now) -> None:
         face.dismissed = False
         face.match_distance = None
         face.is_example = face is teacher and teaches(face)
-    Face.objects.bulk_update(faces, CONFIRM_FIELDS)
+    update_rows(faces, CONFIRM_FIELDS)
 
 
 CONFIRM_FIELDS = ["subject", "decided_by", "decided_at", "dismissed", "match_distance", "is_example"]
@@ -140,7 +141,7 @@ def _assign_auto(faces: list[Face], subject_id: int | None, distance: float | No
     auto = [f for f in faces if f.decided_by == Decider.AUTO and not f.dismissed]
     for face in auto:
         face.subject_id, face.match_distance = subject_id, distance
-    Face.objects.bulk_update(auto, ["subject", "match_distance"])
+    update_rows(auto, ["subject", "match_distance"])
     return len(auto)
 
 
@@ -158,7 +159,7 @@ def mark_unknown(face: Face) -> Face:
         now = timezone.now()
         for f in faces:
             f.subject, f.decided_by, f.decided_at, f.match_distance, f.is_example = None, Decider.HUMAN, now, None, False
-        Face.objects.bulk_update(faces, ["subject", "decided_by", "decided_at", "match_distance", "is_example"])
+        update_rows(faces, ["subject", "decided_by", "decided_at", "match_distance", "is_example"])
     send_people_changed(face.owner_id)
     return face
 
@@ -190,8 +191,7 @@ def dismiss_face(face: Face) -> Face:
         for f in faces:
             f.subject, f.dismissed, f.is_example, f.match_distance = None, True, False, None
             f.decided_by, f.decided_at = Decider.HUMAN, now
-        Face.objects.bulk_update(faces, ["subject", "dismissed", "is_example", "match_distance", "decided_by",
-                                         "decided_at"])
+        update_rows(faces, ["subject", "dismissed", "is_example", "match_distance", "decided_by", "decided_at"])
     send_people_changed(face.owner_id)
     return face
 
@@ -210,8 +210,7 @@ def _release(faces: list[Face]) -> None:
     for face in faces:
         face.subject, face.is_example, face.match_distance, face.dismissed = None, False, None, False
         face.decided_by, face.decided_at = Decider.AUTO, None
-    Face.objects.bulk_update(faces, ["subject", "is_example", "match_distance", "decided_by", "decided_at",
-                                     "dismissed"])
+    update_rows(faces, ["subject", "is_example", "match_distance", "decided_by", "decided_at", "dismissed"])
 
 
 def best_match(face: Face) -> search.Candidate | None:
