@@ -71,6 +71,26 @@ def test_batching_does_not_change_results(tagger, images):
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
+def test_folded_batch_norms_give_torchvision_model_outputs(tagger, images):
+    """The tagger's network (norms folded into its convolutions) against torchvision's own
+    MobileNetV2 with the same weights, on the same preprocessed pixels."""
+    from torchvision.models import mobilenet_v2
+
+    from recognition.engine.tagger import _load_state_dict
+
+    reference = mobilenet_v2(weights=None)
+    reference.load_state_dict(_load_state_dict())
+    reference.eval()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in tagger.model.modules())
+    with torch.inference_mode():
+        x = tagger._preprocess(images)
+        probabilities, embeddings = tagger._forward(x)
+        pooled = reference.features(x).mean(dim=(2, 3))
+        expected = reference.classifier(pooled).softmax(dim=1)
+    torch.testing.assert_close(probabilities, expected, atol=1e-4, rtol=0)
+    torch.testing.assert_close(embeddings, torch.nn.functional.normalize(pooled, dim=1), atol=1e-4, rtol=0)
+
+
 def test_preprocessing_matches_torchvision_transforms(tagger, images):
     """torchvision's v2 transforms exactly (they resize uint8 pixels as uint8), and the weights'
     own v1 preset (which resizes in float) within one level of a pixel."""
