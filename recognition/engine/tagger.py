@@ -62,6 +62,31 @@ def _fold_batch_norms(module: nn.Module) -> None:
                 module._modules[norm_name] = nn.Identity()
 
 
+class _OneDnnPointwiseConv(nn.Module):
+    """A 1×1 convolution that oneDNN runs whatever the batch. PyTorch keeps a 1×1 convolution
+    of fewer than 16 images on one thread for its own kernel ("faster single-threaded", ATen's
+    ConvUtils), which is 1.6× slower here on MobileNetV2's pointwise layers, most of its work,
+    and one thread is what a worker has on a small machine (docs/BENCHMARKS.md)."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or x.dtype != torch.float32:
+            return self.conv(x)
+        return torch.mkldnn_convolution(x, self.conv.weight, self.conv.bias, (0, 0), (1, 1), (1, 1), 1)
+
+
+def _pointwise_convs_on_onednn(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if (isinstance(child, nn.Conv2d) and child.kernel_size == (1, 1) and child.stride == (1, 1)
+                and child.padding == (0, 0) and child.dilation == (1, 1) and child.groups == 1):
+            setattr(module, name, _OneDnnPointwiseConv(child))
+        else:
+            _pointwise_convs_on_onednn(child)
+
+
 class ImageTagger:
     """Batched ImageNet tags and image embeddings on one device."""
 
@@ -72,6 +97,8 @@ class ImageTagger:
         model = mobilenet_v2(weights=None)
         model.load_state_dict(_load_state_dict())
         _fold_batch_norms(model.eval())
+        if self.device.type == "cpu" and torch.backends.mkldnn.is_available():
+            _pointwise_convs_on_onednn(model)
         self.model = model.requires_grad_(False).to(self.device, memory_format=torch.channels_last)
         self.mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1) * 255

@@ -71,24 +71,27 @@ def test_batching_does_not_change_results(tagger, images):
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
-def test_folded_batch_norms_give_torchvision_model_outputs(tagger, images):
+def test_folded_norms_and_onednn_pointwise_convs_give_torchvision_model_outputs(tagger, images):
     """The tagger's network (norms folded into its convolutions) against torchvision's own
     MobileNetV2 with the same weights, on the same preprocessed pixels."""
     from torchvision.models import mobilenet_v2
 
-    from recognition.engine.tagger import _load_state_dict
+    from recognition.engine.tagger import _load_state_dict, _OneDnnPointwiseConv
 
     reference = mobilenet_v2(weights=None)
     reference.load_state_dict(_load_state_dict())
     reference.eval()
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in tagger.model.modules())
+    if torch.backends.mkldnn.is_available():  # every 1×1 convolution runs on oneDNN, whatever the batch
+        assert sum(isinstance(m, _OneDnnPointwiseConv) for m in tagger.model.modules()) == 34
     with torch.inference_mode():
-        x = tagger._preprocess(images)
-        probabilities, embeddings = tagger._forward(x)
-        pooled = reference.features(x).mean(dim=(2, 3))
-        expected = reference.classifier(pooled).softmax(dim=1)
-    torch.testing.assert_close(probabilities, expected, atol=1e-4, rtol=0)
-    torch.testing.assert_close(embeddings, torch.nn.functional.normalize(pooled, dim=1), atol=1e-4, rtol=0)
+        for batch in (images[:1], images):  # one image: the batch PyTorch would not give oneDNN
+            x = tagger._preprocess(batch)
+            probabilities, embeddings = tagger._forward(x)
+            pooled = reference.features(x).mean(dim=(2, 3))
+            expected = reference.classifier(pooled).softmax(dim=1)
+            torch.testing.assert_close(probabilities, expected, atol=1e-4, rtol=0)
+            torch.testing.assert_close(embeddings, torch.nn.functional.normalize(pooled, dim=1), atol=1e-4, rtol=0)
 
 
 def test_preprocessing_matches_torchvision_transforms(tagger, images):
