@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db import connections, models
+from django.db import connections, models, router
 from django.db.models.functions import Cast
 
 
@@ -18,8 +18,9 @@ def update_rows(objs: Sequence[models.Model], fields: Sequence[str], batch_size:
     if not objs:
         return 0
     model = type(objs[0])
+    db = router.db_for_write(model)
     # PostgreSQL types a CASE of parameters as text: cast back, as bulk_update does.
-    cast = connections[model._base_manager.db].features.requires_casted_case_in_updates
+    cast = connections[db].features.requires_casted_case_in_updates
     meta_fields = [model._meta.get_field(name) for name in fields]
     updated = 0
     for start in range(0, len(objs), batch_size):
@@ -36,7 +37,7 @@ def update_rows(objs: Sequence[models.Model], fields: Sequence[str], batch_size:
                     output_field=field,
                 )
                 changes[field.attname] = Cast(case, output_field=field) if cast else case
-        updated += model._base_manager.filter(pk__in=[obj.pk for obj in batch]).update(**changes)
+        updated += model._base_manager.using(db).filter(pk__in=[obj.pk for obj in batch]).update(**changes)
     return updated
 
 

@@ -65,7 +65,7 @@ def _fold_batch_norms(module: nn.Module) -> None:
 class _OneDnnPointwiseConv(nn.Module):
     """A 1×1 convolution that oneDNN runs whatever the batch. PyTorch keeps a 1×1 convolution
     of fewer than 16 images on one thread for its own kernel ("faster single-threaded", ATen's
-    ConvUtils), which is 1.6× slower here on MobileNetV2's pointwise layers, most of its work,
+    ConvUtils), which is 1.7× slower here on MobileNetV2's pointwise layers, most of its work,
     and one thread is what a worker has on a small machine (docs/BENCHMARKS.md)."""
 
     def __init__(self, conv: nn.Conv2d):

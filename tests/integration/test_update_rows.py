@@ -48,7 +48,10 @@ def test_arrays_and_json_are_written_per_row(faces):
     for n, face in enumerate(faces):
         face.embedding = unit_vector(100 + n)
         face.landmarks = [[1.5, 2.5]] * 5
-    update_rows(faces, ["embedding", "landmarks"])
+    with CaptureQueriesContext(connection) as queries:
+        update_rows(faces, ["embedding", "landmarks"])
+    (update,) = [q["sql"] for q in queries.captured_queries]
+    assert update.count("CASE") == 1  # the embeddings'
     for n, face in enumerate(Face.objects.order_by("pk")):
         assert np.allclose(face.embedding, unit_vector(100 + n))
         assert face.landmarks == [[1.5, 2.5]] * 5
