@@ -34,13 +34,17 @@ _SEARCH_SETTINGS = f"{_SCAN}; SET LOCAL hnsw.ef_search = 100"
 # exactly: at 20k that costs about 15-19 ms p95, still less than the index at a 2 % share; past
 # about 30k the index is quicker, and an owner that big usually holds most of it (one household).
 EXACT_SEARCH_MAX = 20_000
+# The owner's examples counted up to the limit only, through the btree on owner and is_example.
+_FEW_EXAMPLES = """(SELECT count(*) FROM (SELECT FROM recognition_face WHERE owner_id = %(owner)s AND is_example
+                     LIMIT %(exact_max)s + 1) examples) <= %(exact_max)s"""
 # HNSW only answers index scans: without them the owner's rows come from a bitmap scan of the
-# btree on owner (the subject join stays a bitmap scan of its primary key).
-_EXACT_SETTINGS = "SET LOCAL enable_indexscan = off"
+# btree on owner (the subject join stays a bitmap scan of its primary key). set_config(…, true)
+# is SET LOCAL; the one-time filter runs it only for an owner with few examples.
+_EXACT_IF_FEW_EXAMPLES = f"SELECT set_config('enable_indexscan', 'off', true) WHERE {_FEW_EXAMPLES}"
 # SET LOCAL lasts until the caller's transaction ends (a savepoint's release keeps it): put index
 # scans back, or every later query of a pipeline's save (clustering's neighbour search above all)
 # would scan the owner's faces without HNSW.
-_EXACT_SETTINGS_UNDONE = "SET LOCAL enable_indexscan TO DEFAULT"
+_INDEX_SCANS_BACK = "SET LOCAL enable_indexscan TO DEFAULT"
 # Clustering asks for few neighbours of very many faces: a smaller candidate list suffices
 # (it still holds more than the k asked for) and costs a third of the page visits.
 _NEIGHBOUR_SETTINGS = f"{_SCAN}; SET LOCAL hnsw.ef_search = 100"
@@ -68,17 +72,28 @@ def vector_literal(vector: Sequence[float]) -> str:
     return "[" + ",".join(f"{float(x):.8g}" for x in vector) + "]"
 
 
+def _rows_in_one_trip(cursor, before: str, query: str, params, after: str = "") -> list[tuple]:
+    """``query``'s rows, with the statements of ``before`` run first and ``after`` last, all in
+    one round trip: PostgreSQL runs the statements of one query string in order, each planned
+    once the ones before it have run, so a SET LOCAL in ``before`` holds for ``query``. (Django's
+    cursor binds parameters on the client, which a string of several statements needs.)"""
+    cursor.execute(";\n".join(part for part in (before, query, after) if part), params)
+    for _ in range(sum(1 for statement in before.split(";") if statement.strip())):
+        cursor.nextset()
+    return cursor.fetchall()
+
+
 # The k nearest examples of each query face. vector[], not text cast in the subquery: an exact
 # scan would parse the query vector again for every row.
 _NEAREST_EXAMPLES_SQL = """
     SELECT q.idx, f.subject_id, s.name, f.distance
-    FROM unnest(%s::vector[]) WITH ORDINALITY AS q(vec, idx)
+    FROM unnest(%(vectors)s::vector[]) WITH ORDINALITY AS q(vec, idx)
     CROSS JOIN LATERAL (
         SELECT subject_id, embedding <-> q.vec AS distance
         FROM recognition_face
-        WHERE owner_id = %s AND is_example
+        WHERE owner_id = %(owner)s AND is_example
         ORDER BY embedding <-> q.vec
-        LIMIT %s
+        LIMIT %(k)s
     ) f
     JOIN recognition_subject s ON s.id = f.subject_id
     ORDER BY q.idx, f.distance
@@ -86,16 +101,15 @@ _NEAREST_EXAMPLES_SQL = """
 
 
 def nearest_subjects(owner_id: int, embeddings: np.ndarray, k: int = NEAREST_EXAMPLES) -> list[list[Candidate]]:
-    """For each embedding, the owner's subjects among its k nearest examples, best first."""
+    """For each embedding, the owner's subjects among its k nearest examples, best first: the
+    choice of plan, the settings, the search and the settings' reset in one round trip."""
     if len(embeddings) == 0:
         return []
+    params = {"owner": owner_id, "exact_max": EXACT_SEARCH_MAX, "k": k,
+              "vectors": [vector_literal(e) for e in embeddings]}
     with _settings_scope(), connection.cursor() as cursor:
-        exactly = searched_exactly(cursor, owner_id)
-        cursor.execute(_EXACT_SETTINGS if exactly else _SEARCH_SETTINGS)
-        cursor.execute(_NEAREST_EXAMPLES_SQL, [[vector_literal(e) for e in embeddings], owner_id, k])
-        rows = cursor.fetchall()
-        if exactly:
-            cursor.execute(_EXACT_SETTINGS_UNDONE)
+        rows = _rows_in_one_trip(cursor, f"{_EXACT_IF_FEW_EXAMPLES}; {_SEARCH_SETTINGS}", _NEAREST_EXAMPLES_SQL,
+                                 params, after=_INDEX_SCANS_BACK)
     per_face: list[dict[int, Candidate]] = [dict() for _ in range(len(embeddings))]
     for idx, subject_id, name, distance in rows:
         found = per_face[idx - 1]
@@ -108,13 +122,9 @@ def nearest_subjects(owner_id: int, embeddings: np.ndarray, k: int = NEAREST_EXA
 
 
 def searched_exactly(cursor, owner_id: int) -> bool:
-    """Whether the owner's examples are few enough for an exact scan (counted up to the limit
-    only, through the btree on owner and is_example)."""
-    cursor.execute(
-        "SELECT count(*) FROM (SELECT FROM recognition_face WHERE owner_id = %s AND is_example LIMIT %s) examples",
-        [owner_id, EXACT_SEARCH_MAX + 1],
-    )
-    return cursor.fetchone()[0] <= EXACT_SEARCH_MAX
+    """Whether identification scans the owner's examples exactly (``EXACT_SEARCH_MAX``)."""
+    cursor.execute(f"SELECT {_FEW_EXAMPLES}", {"owner": owner_id, "exact_max": EXACT_SEARCH_MAX})
+    return cursor.fetchone()[0]
 
 
 def assign_unique(candidates: list[list[Candidate]], groups: Sequence, threshold: float,
@@ -222,8 +232,7 @@ def face_neighbours(owner_id: int, face_ids: Sequence[int], k: int, max_distance
         ORDER BY q.id, n.distance, n.id
     """
     with _settings_scope(), connection.cursor() as cursor:
-        cursor.execute(_NEIGHBOUR_SETTINGS)
-        cursor.execute(sql, [owner_id, k, list(face_ids), max_distance])
-        for face_id, other_id, distance in cursor.fetchall():
+        for face_id, other_id, distance in _rows_in_one_trip(cursor, _NEIGHBOUR_SETTINGS, sql,
+                                                             [owner_id, k, list(face_ids), max_distance]):
             neighbours[face_id].append((other_id, float(distance)))
     return neighbours

@@ -98,11 +98,8 @@ def cluster_new_faces(owner_id: int, face_ids: list[int]) -> int:
         if not faces:
             return 0
         near = search.face_neighbours(owner_id, [f.pk for f in faces], neighbours_per_face(), distance())
-        neighbours = Face.objects.filter(pk__in={o for pairs in near.values() for o, _ in pairs})
         # Faces of a video track other than its best follow the best one: never seeds.
-        followers = set(neighbours.filter(appearance__isnull=False).exclude(appearance__best_face=F("pk"))
-                        .values_list("pk", flat=True))
-        rows = neighbours.exclude(pk__in=followers).values_list(
+        rows = Face.objects.filter(pk__in={o for pairs in near.values() for o, _ in pairs}).one_per_track().values_list(
             "pk", "asset_id", "frame_index", "subject_id", "subject__name", "decided_by", "appearance_id")
         known = {row[0]: row[1:6] for row in rows}
         pictures = _pictures([(row[0], row[1], row[2], row[6]) for row in rows]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from recognition import search
 from recognition.models import Face, Subject
@@ -49,8 +50,10 @@ def test_the_owners_person_is_found_behind_nearer_strangers(ada_behind_strangers
     with connection.cursor() as cursor:
         assert search.searched_exactly(cursor, user.pk) is exactly
 
-    [candidates] = search.nearest_subjects(user.pk, query[None, :])
+    with CaptureQueriesContext(connection) as queries:
+        [candidates] = search.nearest_subjects(user.pk, query[None, :])
 
+    assert len(queries.captured_queries) == 1  # plan, settings, search and reset: one round trip
     assert [(c.subject_id, c.votes) for c in candidates] == [(ada.pk, 3)]
     assert candidates[0].distance == pytest.approx(0.3, abs=1e-3)
 
@@ -72,3 +75,20 @@ def test_an_exact_identification_leaves_index_scans_on_for_the_rest_of_the_trans
         cursor.execute("EXPLAIN SELECT id FROM recognition_face ORDER BY embedding <-> %s::vector LIMIT 5",
                        [search.vector_literal(query)])
         assert "face_embedding_hnsw" in " ".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.parametrize(("exact_max", "index_scans"), [(search.EXACT_SEARCH_MAX, "off"), (2, "on")],
+                         ids=["exact", "hnsw"])
+def test_the_plan_chosen_in_the_same_round_trip_holds_for_the_search(ada_behind_strangers, user, monkeypatch,
+                                                                     exact_max, index_scans):
+    """The count of examples switches index scans off (HNSW only answers index scans) in the
+    statement before the search, which sees the setting; the reset after it puts them back."""
+    monkeypatch.setattr(search, "EXACT_SEARCH_MAX", exact_max)
+    params = {"owner": user.pk, "exact_max": exact_max}
+    with transaction.atomic(), connection.cursor() as cursor:
+        seen = search._rows_in_one_trip(cursor, f"{search._EXACT_IF_FEW_EXAMPLES}; {search._SEARCH_SETTINGS}",
+                                        "SELECT current_setting('enable_indexscan')", params,
+                                        after=search._INDEX_SCANS_BACK)
+        cursor.execute("SHOW enable_indexscan")
+        after = cursor.fetchone()[0]
+    assert (seen, after) == ([(index_scans,)], "on")
