@@ -73,9 +73,10 @@ def _pictures(rows) -> dict[int, frozenset]:
     pictures meet are two people."""
     appearances = {row[3] for row in rows if row[3] is not None}
     frames: dict[int, set] = defaultdict(set)
-    for appearance_id, asset_id, frame_index in Face.objects.filter(appearance_id__in=appearances).values_list(
-            "appearance_id", "asset_id", "frame_index"):
-        frames[appearance_id].add(_frame_key(asset_id, frame_index))
+    if appearances:  # photos only: no tracks to follow (and no query to build)
+        for appearance_id, asset_id, frame_index in Face.objects.filter(appearance_id__in=appearances).values_list(
+                "appearance_id", "asset_id", "frame_index"):
+            frames[appearance_id].add(_frame_key(asset_id, frame_index))
     return {pk: frozenset({_frame_key(asset_id, frame_index), *frames.get(appearance_id, ())})
             for pk, asset_id, frame_index, appearance_id in rows}
 
