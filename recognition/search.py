@@ -45,6 +45,8 @@ _EXACT_IF_FEW_EXAMPLES = f"SELECT set_config('enable_indexscan', 'off', true) WH
 # scans back, or every later query of a pipeline's save (clustering's neighbour search above all)
 # would scan the owner's faces without HNSW.
 _INDEX_SCANS_BACK = "SET LOCAL enable_indexscan TO DEFAULT"
+# Identification: the exact plan where the owner has few examples, else HNSW's settings.
+_IDENTIFY_SETTINGS = f"{_EXACT_IF_FEW_EXAMPLES}; {_SEARCH_SETTINGS}"
 # Clustering asks for few neighbours of very many faces: a smaller candidate list suffices
 # (it still holds more than the k asked for) and costs a third of the page visits.
 _NEIGHBOUR_SETTINGS = f"{_SCAN}; SET LOCAL hnsw.ef_search = 100"
@@ -108,8 +110,7 @@ def nearest_subjects(owner_id: int, embeddings: np.ndarray, k: int = NEAREST_EXA
     params = {"owner": owner_id, "exact_max": EXACT_SEARCH_MAX, "k": k,
               "vectors": [vector_literal(e) for e in embeddings]}
     with _settings_scope(), connection.cursor() as cursor:
-        rows = _rows_in_one_trip(cursor, f"{_EXACT_IF_FEW_EXAMPLES}; {_SEARCH_SETTINGS}", _NEAREST_EXAMPLES_SQL,
-                                 params, after=_INDEX_SCANS_BACK)
+        rows = _rows_in_one_trip(cursor, _IDENTIFY_SETTINGS, _NEAREST_EXAMPLES_SQL, params, after=_INDEX_SCANS_BACK)
     per_face: list[dict[int, Candidate]] = [dict() for _ in range(len(embeddings))]
     for idx, subject_id, name, distance in rows:
         found = per_face[idx - 1]

@@ -43,7 +43,7 @@ def test_rows_outside_the_list_are_left_alone_and_an_empty_list_writes_nothing(f
     assert queries.captured_queries == []
 
 
-def test_arrays_and_json_are_written_per_row(faces):
+def test_arrays_are_written_per_row_and_equal_json_once(faces):
     """Embeddings compare element by element (never 'shared'); equal JSON lists are shared."""
     for n, face in enumerate(faces):
         face.embedding = unit_vector(100 + n)

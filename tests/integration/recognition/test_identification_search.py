@@ -86,9 +86,8 @@ def test_the_plan_chosen_in_the_same_round_trip_holds_for_the_search(ada_behind_
     monkeypatch.setattr(search, "EXACT_SEARCH_MAX", exact_max)
     params = {"owner": user.pk, "exact_max": exact_max}
     with transaction.atomic(), connection.cursor() as cursor:
-        seen = search._rows_in_one_trip(cursor, f"{search._EXACT_IF_FEW_EXAMPLES}; {search._SEARCH_SETTINGS}",
-                                        "SELECT current_setting('enable_indexscan')", params,
-                                        after=search._INDEX_SCANS_BACK)
+        seen = search._rows_in_one_trip(cursor, search._IDENTIFY_SETTINGS, "SELECT current_setting('enable_indexscan')",
+                                        params, after=search._INDEX_SCANS_BACK)
         cursor.execute("SHOW enable_indexscan")
         after = cursor.fetchone()[0]
     assert (seen, after) == ([(index_scans,)], "on")
